@@ -1,0 +1,192 @@
+"""JSON and JSON Lines for documents, with orjson (numpy arrays are written natively).
+
+Tensors whose dtype the schema fixes (every ``Vector``) are plain nested lists; other tensors
+are ``{"dtype", "shape", "data"}`` objects so their dtype survives. A float tensor holding NaN
+or infinity (which JSON cannot spell) is written as ``{"dtype", "shape", "b64"}`` with its raw
+bytes, so every value round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from polymodal.doc.base import Doc, schema_error
+from polymodal.doc.doclist import DocList
+from polymodal.doc.schema import FieldSpec, schema_of
+from polymodal.errors import FormatError
+
+__all__ = ["doc_to_jsonable", "dumps_docs", "iter_jsonl", "loads_docs", "write_jsonl"]
+
+_OPTS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def _tensor(value: np.ndarray, spec: FieldSpec) -> Any:
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        raw = np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<"), copy=False)
+        return {"dtype": raw.dtype.str, "shape": list(value.shape), "b64": base64.b64encode(raw.tobytes()).decode()}
+    if not value.flags.c_contiguous or value.dtype.byteorder == ">":
+        value = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("="))
+    assert spec.tensor is not None
+    if spec.tensor.dtype is not None:
+        return value
+    return {"dtype": value.dtype.str, "shape": list(value.shape), "data": value.ravel()}
+
+
+def _float(value: float) -> Any:
+    return value if math.isfinite(value) else ("NaN" if value != value else ("Infinity" if value > 0 else "-Infinity"))
+
+
+_ADAPTERS: dict[tuple[type, str], TypeAdapter[Any]] = {}
+
+
+def _other(doc_type: type[Doc], spec: FieldSpec, value: Any) -> Any:
+    key = (doc_type, spec.name)
+    adapter = _ADAPTERS.get(key)
+    if adapter is None:
+        adapter = _ADAPTERS[key] = TypeAdapter(doc_type.model_fields[spec.name].annotation)
+    return adapter.dump_python(value, mode="json")
+
+
+def doc_to_jsonable(doc: Doc) -> dict[str, Any]:
+    """A dict orjson can write (numpy arrays stay arrays); the fast path behind ``to_json``."""
+    doc_type = type(doc)
+    out: dict[str, Any] = {}
+    values = doc.__dict__
+    for spec in schema_of(doc_type).fields:
+        v = values[spec.name]
+        if v is None:
+            out[spec.name] = None
+        elif spec.kind in ("vector", "tensor"):
+            out[spec.name] = _tensor(v, spec)
+        elif spec.kind == "docs":
+            out[spec.name] = [doc_to_jsonable(d) for d in v]
+        elif spec.kind == "doc":
+            out[spec.name] = doc_to_jsonable(v)
+        elif spec.kind == "bytes":
+            out[spec.name] = base64.b64encode(v).decode("ascii")
+        elif spec.scalar == "float" and isinstance(v, float):
+            out[spec.name] = _float(v)
+        elif spec.kind in ("scalar", "url"):
+            out[spec.name] = v
+        else:
+            out[spec.name] = _other(doc_type, spec, v)
+    return out
+
+
+def _dumps(obj: Any) -> bytes:
+    try:
+        return orjson.dumps(obj, option=_OPTS)
+    except TypeError:  # ints beyond 64 bits, which orjson (and many JSON readers) cannot hold
+        return orjson.dumps(_big_ints_as_text(obj), option=_OPTS)
+
+
+def _big_ints_as_text(obj: Any) -> Any:
+    """Write ints beyond 64 bits as decimal strings; validation turns them back into ints."""
+    if isinstance(obj, bool):
+        return obj
+    if isinstance(obj, int) and not -(2**63) <= obj < 2**64:
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _big_ints_as_text(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_big_ints_as_text(v) for v in obj]
+    return obj
+
+
+def dumps_docs(docs: Iterable[Doc], doc_type: type[Doc]) -> bytes:
+    """A JSON array of documents, as UTF-8 bytes."""
+    return _dumps([doc_to_jsonable(d) for d in docs])
+
+
+def _restore(data: Any, doc_type: type[Doc]) -> Any:
+    """Undo the JSON-only encodings (base64 tensors) before validation."""
+    if not isinstance(data, dict):
+        return data
+    for spec in schema_of(doc_type).fields:
+        v = data.get(spec.name)
+        if v is None:
+            continue
+        if spec.kind in ("vector", "tensor") and isinstance(v, dict) and "b64" in v:
+            try:
+                arr = np.frombuffer(base64.b64decode(v["b64"]), dtype=np.dtype(v["dtype"]))
+                data[spec.name] = arr.reshape(v["shape"]).copy()
+            except (TypeError, ValueError, KeyError) as exc:
+                raise FormatError(f"corrupt tensor in field {spec.name!r}: {exc}", field=spec.name) from None
+        elif spec.kind == "docs" and isinstance(v, list) and spec.doc_type is not None:
+            data[spec.name] = [_restore(d, spec.doc_type) for d in v]
+        elif spec.kind == "doc" and spec.doc_type is not None:
+            data[spec.name] = _restore(v, spec.doc_type)
+    return data
+
+
+def _parse(data: str | bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise FormatError(f"invalid JSON: {exc}") from None
+
+
+def loads_docs(data: str | bytes, doc_type: type[Doc]) -> list[Doc]:
+    """Parse a JSON array (or a single object) of documents and validate each.
+
+    Raises:
+        FormatError: not valid JSON, or not an array of objects.
+        SchemaError: a document does not fit ``doc_type`` (names the index and field).
+    """
+    parsed = _parse(data)
+    items = [parsed] if isinstance(parsed, dict) else parsed
+    if not isinstance(items, list):
+        raise FormatError(f"expected a JSON array of documents, got {type(parsed).__name__}")
+    return _validate_all(items, doc_type)
+
+
+def _validate_all(items: list[Any], doc_type: type[Doc], offset: int = 0) -> list[Doc]:
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise FormatError(f"document {offset + i} is a JSON {type(item).__name__}, not an object")
+        try:
+            out.append(doc_type.model_validate(_restore(item, doc_type)))
+        except ValidationError as exc:
+            err = schema_error(exc, doc_type)
+            raise type(err)(f"document {offset + i}: {err.message}", index=offset + i, **err._context) from None
+    return out
+
+
+def write_jsonl(path: str | Path, docs: Iterable[Doc]) -> int:
+    """Write one JSON document per line; returns the count. Streams: any iterable works."""
+    n = 0
+    with open(path, "wb") as fh:
+        for doc in docs:
+            fh.write(_dumps(doc_to_jsonable(doc)))
+            fh.write(b"\n")
+            n += 1
+    return n
+
+
+def iter_jsonl(path: str | Path, doc_type: type[Doc], *, batch_size: int = 1024) -> Iterator[DocList[Any]]:
+    """Read a JSON Lines file in batches of ``batch_size`` documents (blank lines skipped)."""
+    batch: list[Any] = []
+    start = 0
+    with open(path, "rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                batch.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise FormatError(f"{path}:{lineno}: invalid JSON: {exc}") from None
+            if len(batch) >= batch_size:
+                yield DocList[doc_type]._wrap(_validate_all(batch, doc_type, start))  # type: ignore[valid-type]
+                start += len(batch)
+                batch = []
+    if batch:
+        yield DocList[doc_type]._wrap(_validate_all(batch, doc_type, start))  # type: ignore[valid-type]
