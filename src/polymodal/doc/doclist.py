@@ -44,6 +44,12 @@ def parametrize(base: type, doc_type: type[Doc]) -> Any:
     return cls
 
 
+def doclist_of(doc_type: type[Doc]) -> type[DocList[Any]]:
+    """``DocList[doc_type]`` for a doc type known only at run time (keeps type checkers calm)."""
+    cls: type[DocList[Any]] = parametrize(DocList, doc_type)
+    return cls
+
+
 class DocList(list[T], Generic[T]):
     """A list of documents of one schema.
 
@@ -101,7 +107,7 @@ class DocList(list[T], Generic[T]):
         return self
 
     @overload
-    def __getitem__(self, index: SupportsIndex) -> T: ...
+    def __getitem__(self, index: SupportsIndex) -> T: ...  # type: ignore[overload-overlap]
 
     @overload
     def __getitem__(self, index: slice | Sequence[int] | np.ndarray) -> DocList[T]: ...
@@ -164,9 +170,9 @@ class DocList(list[T], Generic[T]):
     # -- conversions -----------------------------------------------------------------------
     def to_vec(self) -> DocVec[T]:
         """Column-wise copy: each fixed-shape tensor field becomes one contiguous array."""
-        from polymodal.doc.docvec import DocVec
+        from polymodal.doc.docvec import docvec_of
 
-        return DocVec[self._require_type()](self)  # type: ignore[index,no-any-return]
+        return docvec_of(self._require_type())(self)
 
     def _require_type(self) -> type[Doc]:
         if self.doc_type is not None:
@@ -299,14 +305,14 @@ class DocList(list[T], Generic[T]):
             return cls._wrap(validate(value))
 
         return core_schema.no_info_wrap_validator_function(
-            wrap, inner, serialization=core_schema.wrap_serializer_function_ser_schema(
-                lambda v, nxt: nxt(list(v)), schema=inner
-            )
+            wrap,
+            inner,
+            serialization=core_schema.wrap_serializer_function_ser_schema(lambda v, nxt: nxt(list(v)), schema=inner),
         )
 
 
 def _rebuild(doc_type: type[Doc] | None, docs: list[Doc]) -> DocList[Any]:
-    cls = DocList if doc_type is None else DocList[doc_type]  # type: ignore[valid-type]
+    cls = DocList if doc_type is None else doclist_of(doc_type)
     out = cls.__new__(cls)
     list.extend(out, docs)
     return out

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from polymodal.doc.base import Doc, schema_error
-from polymodal.doc.doclist import DocList, parametrize
+from polymodal.doc.doclist import DocList, doclist_of, parametrize
 from polymodal.doc.schema import FieldSpec, schema_of
 from polymodal.errors import SchemaError
 
@@ -40,7 +40,8 @@ class NestedColumn:
     def row(self, i: int) -> DocVec[Any] | None:
         if not self.present[i]:
             return None
-        return self.child[int(self.offsets[i]) : int(self.offsets[i + 1])]
+        part: DocVec[Any] = self.child[int(self.offsets[i]) : int(self.offsets[i + 1])]
+        return part
 
     def take(self, rows: np.ndarray) -> NestedColumn:
         counts = self.offsets[1:] - self.offsets[:-1]
@@ -55,6 +56,12 @@ class NestedColumn:
 
 
 Column = np.ndarray | list[Any] | NestedColumn
+
+
+def docvec_of(doc_type: type[Doc]) -> type[DocVec[Any]]:
+    """``DocVec[doc_type]`` for a doc type known only at run time (keeps type checkers calm)."""
+    cls: type[DocVec[Any]] = parametrize(DocVec, doc_type)
+    return cls
 
 
 class DocVec(Generic[T]):
@@ -79,7 +86,7 @@ class DocVec(Generic[T]):
 
     def __init__(self, docs: Iterable[T | dict[str, Any]] = ()) -> None:
         dt = self._type()
-        rows = docs if isinstance(docs, DocList) and docs.doc_type is dt else DocList[dt](docs)  # type: ignore[valid-type]
+        rows = docs if isinstance(docs, DocList) and docs.doc_type is dt else doclist_of(dt)(docs)
         self._n = len(rows)
         self._cols: dict[str, Column] = {}
         for spec in schema_of(dt).fields:
@@ -103,7 +110,9 @@ class DocVec(Generic[T]):
         schema = schema_of(cls._type())
         unknown = set(columns) - set(schema.by_name)
         if unknown:
-            raise SchemaError(f"unknown field(s) {sorted(unknown)} for {cls._type().__name__}", field=sorted(unknown)[0])
+            raise SchemaError(
+                f"unknown field(s) {sorted(unknown)} for {cls._type().__name__}", field=sorted(unknown)[0]
+            )
         lengths = {name: _col_len(col) for name, col in columns.items()}
         if n is not None:
             lengths.setdefault("<n>", n)
@@ -215,7 +224,7 @@ class DocVec(Generic[T]):
 
     def to_list(self) -> DocList[T]:
         """Row-wise documents (tensors are views into this DocVec's arrays)."""
-        return DocList[self._type()]._wrap([self._row(i) for i in range(self._n)])  # type: ignore[valid-type,no-any-return]
+        return doclist_of(self._type())._wrap([self._row(i) for i in range(self._n)])
 
     def to_doc_list(self) -> DocList[T]:
         """Alias of :meth:`to_list`, the name DocArray users know."""
@@ -264,7 +273,8 @@ class DocVec(Generic[T]):
 
 
 def _rebuild(doc_type: type[Doc], n: int, cols: dict[str, Column]) -> DocVec[Any]:
-    out: DocVec[Any] = DocVec[doc_type].__new__(DocVec[doc_type])  # type: ignore[valid-type]
+    cls = docvec_of(doc_type)
+    out = cls.__new__(cls)
     out._n = n
     out._cols = cols
     return out
@@ -291,7 +301,7 @@ def _build_column(spec: FieldSpec, values: list[Any]) -> Column:
         counts = np.array([len(v) if v is not None else 0 for v in values], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         flat = [d for v in values if v is not None for d in v]
-        child = DocVec[spec.doc_type](DocList[spec.doc_type]._wrap(flat))  # type: ignore[name-defined]
+        child = docvec_of(spec.doc_type)(doclist_of(spec.doc_type)._wrap(flat))
         return NestedColumn(child, offsets, present)
     return values
 
@@ -353,4 +363,4 @@ def _default_column(spec: FieldSpec, n: int, doc_type: type[Doc]) -> Column:
 
 def stack_rows(docs: Sequence[Doc], doc_type: type[Doc]) -> DocVec[Any]:
     """``DocVec[doc_type]`` of already-validated documents (no re-validation)."""
-    return DocVec[doc_type](DocList[doc_type]._wrap(list(docs)))  # type: ignore[valid-type]
+    return docvec_of(doc_type)(doclist_of(doc_type)._wrap(list(docs)))

@@ -153,7 +153,7 @@ def _create_class(data: dict[str, Any]) -> type[Doc]:
 
     from polymodal.doc import url as url_types
     from polymodal.doc.base import Doc
-    from polymodal.doc.doclist import DocList
+    from polymodal.doc.doclist import doclist_of
 
     definitions: dict[str, Any] = {}
     for f in data["fields"]:
@@ -164,7 +164,7 @@ def _create_class(data: dict[str, Any]) -> type[Doc]:
         if kind in ("vector", "tensor"):
             ann = typing.Annotated[__import__("numpy").ndarray, TensorSpec.from_dict(f["tensor"])]
         elif kind == "docs":
-            ann = DocList[_create_class(f["schema"])]
+            ann = doclist_of(_create_class(f["schema"]))
         elif kind == "doc":
             ann = _create_class(f["schema"])
         elif kind in ("url", "bytes"):

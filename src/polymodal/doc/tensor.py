@@ -203,7 +203,9 @@ def _coerce(value: Any) -> tuple[np.ndarray, bool]:
         try:
             arr = np.asarray(value)
         except ValueError as exc:  # ragged nested lists
-            raise PydanticCustomError("tensor_type", "not a rectangular array: {reason}", {"reason": str(exc)}) from None
+            raise PydanticCustomError(
+                "tensor_type", "not a rectangular array: {reason}", {"reason": str(exc)}
+            ) from None
         if arr.dtype == object:
             raise PydanticCustomError("tensor_type", "not a rectangular numeric array", {})
         return arr, not hasattr(value, "__array__")
@@ -244,6 +246,12 @@ class NdArray(np.ndarray):  # type: ignore[type-arg]
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return TensorSpec().__get_pydantic_core_schema__(source, handler)
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return TensorSpec().__get_pydantic_json_schema__(schema, handler)
+
 
 class Vector(np.ndarray):  # type: ignore[type-arg]
     """Annotation for a float32 embedding of a fixed dimension: ``Vector[512]``.
@@ -259,3 +267,9 @@ class Vector(np.ndarray):  # type: ignore[type-arg]
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return TensorSpec(shape=(None,), dtype="<f4", vector=True).__get_pydantic_core_schema__(source, handler)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return TensorSpec(shape=(None,), dtype="<f4", vector=True).__get_pydantic_json_schema__(schema, handler)
