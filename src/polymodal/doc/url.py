@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import PydanticCustomError, core_schema
 
-from polymodal.errors import ConfigError
+from polymodal.errors import ConfigError, UnsupportedOperation
 from polymodal.media import types as media_types
 
 __all__ = [
@@ -53,10 +53,22 @@ def _decode(modality: str, data: bytes | Path, uri: str, options: dict[str, Any]
         from polymodal.media.mesh import decode_mesh
 
         return decode_mesh(data, uri=uri, **options)
-    from polymodal.media.text import decode_text
+    if modality == "text":
+        from polymodal.media.text import decode_text
 
-    raw = data.read_bytes() if isinstance(data, Path) else data
-    return decode_text(raw, uri=uri, **options)
+        if isinstance(data, Path):
+            path = data
+            try:
+                data = path.read_bytes()
+            except OSError as exc:  # unreadable (permissions, a directory): name the URI like decoders do
+                from polymodal.media.source import media_error
+
+                raise media_error(uri, f"cannot read {path}: {exc.strerror or exc}") from exc
+        return decode_text(data, uri=uri, **options)
+    raise UnsupportedOperation(  # a bare MediaUrl/MediaBytes: the modality picks the decoder
+        f"no decoder for modality {modality!r}: use ImageUrl, AudioUrl, VideoUrl, TextUrl or Mesh3DUrl",
+        capability="load",
+    )
 
 
 class MediaUrl(str):
@@ -84,20 +96,42 @@ class MediaUrl(str):
         return local_path(self)
 
     def read_bytes(self, *, allow_remote: bool = False, max_bytes: int | None = None) -> bytes:
-        """The encoded bytes. Raises MediaError (missing file, refused or failed download)."""
+        """The encoded bytes.
+
+        Args:
+            allow_remote: fetch http(s) URLs; without it they are refused before any network access.
+            max_bytes: largest download accepted (default ``DEFAULT_MAX_BYTES``, 1 GiB).
+
+        Raises:
+            MediaError: missing or unreadable file, refused, failed or oversized download.
+        """
         from polymodal.media.source import DEFAULT_MAX_BYTES, read_bytes
 
-        return read_bytes(self, allow_remote=allow_remote, max_bytes=max_bytes or DEFAULT_MAX_BYTES)
+        limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+        return read_bytes(self, allow_remote=allow_remote, max_bytes=limit)
 
-    def load(self, *, allow_remote: bool = False, **options: Any) -> Any:
+    def load(self, *, allow_remote: bool = False, max_bytes: int | None = None, **options: Any) -> Any:
         """Decode the media. Local files are decoded in place (video seeks without reading it
-        all); options go to the decoder (``fps=``, ``sample_rate=`` ...)."""
-        path = self.path
-        data: bytes | Path = path if path is not None else self.read_bytes(allow_remote=allow_remote)
-        if path is not None and not path.is_file():
-            from polymodal.errors import MediaError
+        all); other options go to the decoder (``fps=``, ``sample_rate=`` ...).
 
-            raise MediaError(f"file not found: {path}", uri=str(self))
+        Args:
+            allow_remote: fetch http(s) URLs (never done implicitly).
+            max_bytes: largest download accepted for a remote URL.
+
+        Raises:
+            MediaError: the media is missing, refused, unreadable or undecodable (names the URI).
+            OptionalDependencyError: the decoder's package is not installed (names the extra).
+        """
+        path = self.path
+        if path is None:
+            data: bytes | Path = self.read_bytes(allow_remote=allow_remote, max_bytes=max_bytes)
+        elif path.is_file():
+            data = path
+        else:
+            from polymodal.media.source import media_error
+
+            problem = "not a regular file" if path.exists() else "file not found"
+            raise media_error(str(self), f"{problem}: {path}")
         return _decode(self.modality, data, str(self), options)
 
     @classmethod
@@ -126,8 +160,8 @@ class ImageUrl(MediaUrl):
 
     modality = "image"
 
-    def load(self, *, allow_remote: bool = False, **options: Any) -> np.ndarray:
-        result: np.ndarray = super().load(allow_remote=allow_remote, **options)
+    def load(self, *, allow_remote: bool = False, max_bytes: int | None = None, **options: Any) -> np.ndarray:
+        result: np.ndarray = super().load(allow_remote=allow_remote, max_bytes=max_bytes, **options)
         return result
 
 
@@ -136,8 +170,10 @@ class AudioUrl(MediaUrl):
 
     modality = "audio"
 
-    def load(self, *, allow_remote: bool = False, **options: Any) -> media_types.AudioData:
-        result: media_types.AudioData = super().load(allow_remote=allow_remote, **options)
+    def load(
+        self, *, allow_remote: bool = False, max_bytes: int | None = None, **options: Any
+    ) -> media_types.AudioData:
+        result: media_types.AudioData = super().load(allow_remote=allow_remote, max_bytes=max_bytes, **options)
         return result
 
 
@@ -146,8 +182,10 @@ class VideoUrl(MediaUrl):
 
     modality = "video"
 
-    def load(self, *, allow_remote: bool = False, **options: Any) -> media_types.VideoData:
-        result: media_types.VideoData = super().load(allow_remote=allow_remote, **options)
+    def load(
+        self, *, allow_remote: bool = False, max_bytes: int | None = None, **options: Any
+    ) -> media_types.VideoData:
+        result: media_types.VideoData = super().load(allow_remote=allow_remote, max_bytes=max_bytes, **options)
         return result
 
 
@@ -156,8 +194,8 @@ class TextUrl(MediaUrl):
 
     modality = "text"
 
-    def load(self, *, allow_remote: bool = False, **options: Any) -> str:
-        result: str = super().load(allow_remote=allow_remote, **options)
+    def load(self, *, allow_remote: bool = False, max_bytes: int | None = None, **options: Any) -> str:
+        result: str = super().load(allow_remote=allow_remote, max_bytes=max_bytes, **options)
         return result
 
 
@@ -166,8 +204,8 @@ class Mesh3DUrl(MediaUrl):
 
     modality = "mesh"
 
-    def load(self, *, allow_remote: bool = False, **options: Any) -> media_types.MeshData:
-        result: media_types.MeshData = super().load(allow_remote=allow_remote, **options)
+    def load(self, *, allow_remote: bool = False, max_bytes: int | None = None, **options: Any) -> media_types.MeshData:
+        result: media_types.MeshData = super().load(allow_remote=allow_remote, max_bytes=max_bytes, **options)
         return result
 
 

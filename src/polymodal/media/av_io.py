@@ -9,43 +9,80 @@ from typing import Any
 
 import numpy as np
 
-from polymodal.errors import MediaError, OptionalDependencyError
+from polymodal.errors import ConfigError, OptionalDependencyError
+from polymodal.media.source import media_error
 from polymodal.media.types import AudioData, VideoData
 
-__all__ = ["decode_audio", "decode_video", "iter_video_frames", "probe"]
+__all__ = ["MAX_DECODED_BYTES", "decode_audio", "decode_video", "iter_video_frames", "probe"]
 
 #: ``decode_video`` refuses to hold more decoded pixels than this without an explicit limit.
 MAX_DECODED_BYTES = 2 << 30
 
 
-def _av() -> Any:
+def _av(extra: str) -> Any:
     try:
         import av
     except ImportError:
-        raise OptionalDependencyError.for_package("av", "video", "Audio and video decoding") from None
+        purpose = "Audio decoding" if extra == "audio" else "Video decoding"
+        raise OptionalDependencyError.for_package("av", extra, purpose) from None
     return av
 
 
-def _open(data: bytes | Path, uri: str) -> Any:
-    av = _av()
+def _name(data: bytes | Path, uri: str) -> str:
+    return uri or (str(data) if isinstance(data, Path) else "<bytes>")
+
+
+def _reason(exc: BaseException) -> str:
+    """FFmpeg's own words without PyAV's ``[Errno ...]`` prefix and file name (the URI leads the message)."""
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+def _open(data: bytes | Path, uri: str, extra: str) -> Any:
+    av = _av(extra)
+    # "file:" keeps FFmpeg from reading protocol syntax into a local name ("subfile,,...:x", "concat:a|b").
+    source = "file:" + str(data) if isinstance(data, Path) else io.BytesIO(data)
     try:
-        return av.open(str(data) if isinstance(data, Path) else io.BytesIO(data), mode="r")
+        return av.open(source, mode="r")
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise MediaError(f"cannot open media: {exc}", uri=uri or str(data)[:80]) from exc
+        raise media_error(_name(data, uri), f"cannot open media: {_reason(exc)}") from exc
+
+
+def _stream(container: Any, kind: str, data: bytes | Path, uri: str) -> Any:
+    """The first ``kind`` stream, checked to have a decoder (a corrupt or exotic codec has none)."""
+    streams = getattr(container.streams, kind)
+    if not streams:
+        raise media_error(_name(data, uri), f"no {kind} stream")
+    stream = streams[0]
+    if stream.codec_context is None:
+        hint = "; pass audio=False to skip the audio track" if kind == "audio" else ""
+        raise media_error(_name(data, uri), f"no decoder for the {kind} stream's codec{hint}")
+    return stream
 
 
 def probe(data: bytes | Path, *, uri: str = "") -> dict[str, Any]:
-    """Duration, stream kinds, size and frame rate, without decoding frames."""
-    with _open(data, uri) as container:
+    """Duration, stream kinds, size and frame rate, without decoding frames.
+
+    A stream whose codec FFmpeg cannot decode is reported with ``"codec": None``.
+    """
+    with _open(data, uri, "video") as container:
         out: dict[str, Any] = {"duration": _duration(container), "video": None, "audio": None}
         if container.streams.video:
             v = container.streams.video[0]
-            out["video"] = {"width": v.codec_context.width, "height": v.codec_context.height,
-                            "fps": float(v.average_rate or v.guessed_rate or 0), "codec": v.codec_context.name}
+            ctx = v.codec_context
+            out["video"] = {
+                "width": ctx.width if ctx else 0,
+                "height": ctx.height if ctx else 0,
+                "fps": float(v.average_rate or v.guessed_rate or 0),
+                "codec": ctx.name if ctx else None,
+            }
         if container.streams.audio:
             a = container.streams.audio[0]
-            out["audio"] = {"sample_rate": a.codec_context.sample_rate, "channels": a.codec_context.channels,
-                            "codec": a.codec_context.name}
+            ctx = a.codec_context
+            out["audio"] = {
+                "sample_rate": ctx.sample_rate if ctx else 0,
+                "channels": ctx.layout.nb_channels if ctx else 0,
+                "codec": ctx.name if ctx else None,
+            }
         return out
 
 
@@ -61,26 +98,35 @@ def _duration(container: Any) -> float:
 def decode_audio(data: bytes | Path, *, uri: str = "", sample_rate: int | None = None) -> AudioData:
     """Decode the first audio stream to mono float32, resampled to ``sample_rate`` if given.
 
+    Channels are mixed down by their mean, so the result stays in [-1, 1]. (FFmpeg's own
+    downmix adds stereo channels at -3 dB each, which can reach 1.41 and changes loudness.)
+
     Raises:
+        ConfigError: ``sample_rate`` is not a positive integer.
         MediaError: no audio stream, or FFmpeg cannot decode the data.
     """
-    av = _av()
-    with _open(data, uri) as container:
-        if not container.streams.audio:
-            raise MediaError("no audio stream", uri=uri or str(data)[:80])
-        stream = container.streams.audio[0]
+    _check_rate("sample_rate", sample_rate)
+    av = _av("audio")
+    with _open(data, uri, "audio") as container:
+        stream = _stream(container, "audio", data, uri)
         rate = int(sample_rate or stream.codec_context.sample_rate or 16000)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        # Planar float at the target rate, channel layout unchanged: the mixdown happens below.
+        resampler = av.AudioResampler(format="fltp", layout=None, rate=rate)
         chunks: list[np.ndarray] = []
         try:
             for frame in container.decode(stream):
                 frame.pts = None  # let the resampler keep its own clock (avoids gaps on odd pts)
-                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
-            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+                chunks.extend(f.to_ndarray().mean(axis=0) for f in resampler.resample(frame))
+            chunks.extend(f.to_ndarray().mean(axis=0) for f in resampler.resample(None))
         except (av.error.FFmpegError, ValueError) as exc:
-            raise MediaError(f"cannot decode audio: {exc}", uri=uri or str(data)[:80]) from exc
+            raise media_error(_name(data, uri), f"cannot decode audio: {_reason(exc)}") from exc
     samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
     return AudioData(samples=samples, sample_rate=rate)
+
+
+def _check_rate(name: str, rate: int | None) -> None:
+    if rate is not None and (not isinstance(rate, (int, np.integer)) or rate <= 0):
+        raise ConfigError(f"{name} must be a positive integer, got {rate!r}")
 
 
 def iter_video_frames(
@@ -96,24 +142,29 @@ def iter_video_frames(
     """Yield ``(timestamp_seconds, rgb_frame)`` pairs.
 
     Args:
-        fps: keep at most this many frames per second (None keeps every decoded frame).
+        fps: keep at most this many frames per second: the first frame at or after each
+            multiple of ``1/fps`` from ``start`` (None keeps every decoded frame).
         keyframes: decode only keyframes (fast: the decoder skips the others).
         start, end: time window in seconds.
         size: ``(width, height)`` to scale frames to.
+
+    Raises:
+        ConfigError: ``fps`` or ``size`` is not positive.
+        MediaError: no video stream, or FFmpeg cannot decode the data.
     """
-    av = _av()
-    with _open(data, uri) as container:
-        if not container.streams.video:
-            raise MediaError("no video stream", uri=uri or str(data)[:80])
-        stream = container.streams.video[0]
+    _check_video_options(fps, size)
+    av = _av("video")
+    with _open(data, uri, "video") as container:
+        stream = _stream(container, "video", data, uri)
         stream.thread_type = "AUTO"
         if keyframes:
             stream.codec_context.skip_frame = "NONKEY"
-        if start > 0 and stream.time_base is not None:
-            container.seek(int(start / stream.time_base), stream=stream, backward=True)
-        step = 1.0 / fps if fps else 0.0
-        next_t = start
         try:
+            if start > 0 and stream.time_base is not None:
+                container.seek(int(start / stream.time_base), stream=stream, backward=True)
+            step = 1.0 / fps if fps else 0.0
+            next_t = start
+            kw = {"width": size[0], "height": size[1]} if size else {}
             for frame in container.decode(stream):
                 t = float(frame.time) if frame.time is not None else next_t
                 if t < start - 1e-6:
@@ -124,10 +175,16 @@ def iter_video_frames(
                     if t + 1e-6 < next_t:
                         continue
                     next_t += step * (1 + int((t - next_t) // step))  # stay on the sampling grid
-                kw = {"width": size[0], "height": size[1]} if size else {}
                 yield t, frame.to_ndarray(format="rgb24", **kw)
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"cannot decode video: {exc}", uri=uri or str(data)[:80]) from exc
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise media_error(_name(data, uri), f"cannot decode video: {_reason(exc)}") from exc
+
+
+def _check_video_options(fps: float | None, size: tuple[int, int] | None) -> None:
+    if fps is not None and not fps > 0:
+        raise ConfigError(f"fps must be positive, got {fps!r}")
+    if size is not None and (len(size) != 2 or min(size) <= 0):
+        raise ConfigError(f"size must be (width, height) in positive pixels, got {size!r}")
 
 
 def decode_video(
@@ -143,28 +200,38 @@ def decode_video(
 ) -> VideoData:
     """Decode frames (optionally sampled) with their timestamps, plus the audio track.
 
+    Args:
+        fps, keyframes, size: as for :func:`iter_video_frames`.
+        max_frames: stop after this many frames.
+        audio: also decode the first audio stream (mono float32, see :func:`decode_audio`).
+        audio_rate: resample the audio track to this rate.
+
     Raises:
+        ConfigError: a non-positive ``fps``, ``size`` or ``audio_rate``.
         MediaError: undecodable data, no video stream, or more than ``MAX_DECODED_BYTES`` of
             frames without ``fps``/``max_frames``/``size`` to bound them.
     """
+    _check_video_options(fps, size)
+    _check_rate("audio_rate", audio_rate)  # before decoding frames, not after
     info = probe(data, uri=uri)
     if info["video"] is None:
-        raise MediaError("no video stream", uri=uri or str(data)[:80])
+        raise media_error(_name(data, uri), "no video stream")
     est_fps = fps or info["video"]["fps"] or 30.0
     w, h = size or (info["video"]["width"], info["video"]["height"])
     est = int(info["duration"] * est_fps + 1) * w * h * 3
     if max_frames is None and est > MAX_DECODED_BYTES:
-        raise MediaError(
+        raise media_error(
+            _name(data, uri),
             f"decoding every frame would take about {est / 2**30:.1f} GiB; pass fps=, max_frames= or size=",
-            uri=uri or str(data)[:80],
         )
     times: list[float] = []
     frames: list[np.ndarray] = []
-    for t, frame in iter_video_frames(data, uri=uri, fps=fps, keyframes=keyframes, size=size):
-        times.append(t)
-        frames.append(frame)
-        if max_frames is not None and len(frames) >= max_frames:
-            break
+    if max_frames is None or max_frames > 0:
+        for t, frame in iter_video_frames(data, uri=uri, fps=fps, keyframes=keyframes, size=size):
+            times.append(t)
+            frames.append(frame)
+            if max_frames is not None and len(frames) >= max_frames:
+                break
     stacked = np.stack(frames) if frames else np.zeros((0, h, w, 3), np.uint8)
     track = None
     if audio and info["audio"] is not None:

@@ -23,8 +23,8 @@ class AudioData:
 
     def slice(self, start: float, end: float) -> AudioData:
         """The samples between ``start`` and ``end`` seconds (a view, no copy)."""
-        lo = max(0, int(round(start * self.sample_rate)))
-        hi = max(lo, int(round(end * self.sample_rate)))
+        lo = max(0, round(start * self.sample_rate))
+        hi = max(lo, round(end * self.sample_rate))
         return AudioData(self.samples[lo:hi], self.sample_rate)
 
 
