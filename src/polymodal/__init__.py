@@ -37,6 +37,8 @@ from polymodal.errors import (
     UnsupportedOperation,
 )
 from polymodal.media.types import AudioData, MeshData, VideoData
+from polymodal.store import Hit, Store
+from polymodal.store.registry import open_store as open
 
 __version__ = "0.1.0"
 
@@ -50,6 +52,7 @@ __all__ = [
     "DocList",
     "DocVec",
     "FormatError",
+    "Hit",
     "ImageBytes",
     "ImageUrl",
     "MediaError",
@@ -61,6 +64,7 @@ __all__ = [
     "OptionalDependencyError",
     "PolymodalError",
     "SchemaError",
+    "Store",
     "TextBytes",
     "TextUrl",
     "UnknownBackendError",
@@ -70,4 +74,5 @@ __all__ = [
     "VideoData",
     "VideoUrl",
     "__version__",
+    "open",
 ]

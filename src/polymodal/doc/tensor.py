@@ -191,12 +191,8 @@ def _coerce(value: Any) -> tuple[np.ndarray, bool]:
         if str(tensor.dtype) == "torch.bfloat16":
             tensor = tensor.float()
         return tensor.numpy(), False
-    if isinstance(value, dict) and {"dtype", "shape", "data"} <= value.keys():
-        try:
-            dtype = np.dtype(value["dtype"])
-            return np.asarray(value["data"], dtype=dtype).reshape(value["shape"]), False
-        except (TypeError, ValueError) as exc:
-            raise PydanticCustomError("tensor_type", "invalid tensor mapping: {reason}", {"reason": str(exc)}) from None
+    if isinstance(value, dict) and {"dtype", "shape"} <= value.keys() and ("data" in value or "b64" in value):
+        return _from_mapping(value), False
     if isinstance(value, np.generic):
         return np.asarray(value), False
     if isinstance(value, (list, tuple)) or hasattr(value, "__array__"):
@@ -212,6 +208,31 @@ def _coerce(value: Any) -> tuple[np.ndarray, bool]:
     raise PydanticCustomError(
         "tensor_type", "expected an array, tensor or list of numbers, got {actual}", {"actual": type(value).__name__}
     )
+
+
+def _from_mapping(value: dict[str, Any]) -> np.ndarray:
+    """``{"dtype", "shape", "data": [...]}`` or ``{"dtype", "shape", "b64": "..."}`` (raw
+    little-endian bytes, base64): the JSON forms of a tensor whose dtype must survive."""
+    try:
+        dtype = np.dtype(value["dtype"])
+        if dtype.kind not in SUPPORTED_KINDS:
+            raise ValueError(f"dtype {dtype} is not supported")
+        if "b64" in value:
+            import base64
+
+            raw = base64.b64decode(value["b64"], validate=True)
+            return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(value["shape"])
+        return np.asarray(value["data"], dtype=dtype).reshape(value["shape"])
+    except (TypeError, ValueError) as exc:
+        raise PydanticCustomError("tensor_type", "invalid tensor mapping: {reason}", {"reason": str(exc)}) from None
+
+
+def tensor_to_b64(arr: np.ndarray) -> dict[str, Any]:
+    """The compact JSON form of a tensor (exact dtype, shape and values, NaN included)."""
+    import base64
+
+    raw = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+    return {"dtype": arr.dtype.str, "shape": list(arr.shape), "b64": base64.b64encode(raw.tobytes()).decode("ascii")}
 
 
 class NdArray(np.ndarray):  # type: ignore[type-arg]

@@ -1,0 +1,206 @@
+"""One vector field's search structures: an hnswlib HNSW graph plus a flat float32 matrix.
+
+Slots are small integers handed out by the database (reused after deletes); a slot is both the
+HNSW label and the matrix row. The matrix serves exact search (small collections, selective
+filters) and is why hnswlib was chosen over faiss/usearch: on this machine hnswlib built
+100k x 512 fastest and answered fastest at the same recall (numbers in docs/benchmarks.md),
+but reading vectors back out of it is slow, so a flat copy is kept beside it.
+
+Both are caches of the database: :meth:`save` writes them at a checkpoint sequence number and
+the store replays later changes from its change log on open.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polymodal.errors import OptionalDependencyError
+
+__all__ = ["AnnIndex"]
+
+
+def _hnswlib() -> Any:
+    try:
+        import hnswlib
+    except ImportError:
+        raise OptionalDependencyError.for_package("hnswlib", "store", "The embedded vector index") from None
+    return hnswlib
+
+
+class AnnIndex:
+    """HNSW + flat matrix for one vector field (cosine vectors are stored normalised)."""
+
+    def __init__(self, dim: int, metric: str, *, m: int = 16, ef_construction: int = 200, capacity: int = 1024) -> None:
+        self.dim = dim
+        self.metric = metric
+        self.m = m
+        self.ef_construction = ef_construction
+        self.matrix = np.zeros((capacity, dim), np.float32)
+        self.valid = np.zeros(capacity, bool)
+        self.owner = np.zeros(capacity, np.int64)  # the document (row id) each slot belongs to
+        self.pos: list[str] = [""] * capacity  # the sub-document position ("3" or "3.1") of each slot
+        self.count = 0
+        self._hnsw = self._new_hnsw(capacity)
+
+    def _new_hnsw(self, capacity: int) -> Any:
+        index = _hnswlib().Index(space="l2" if self.metric == "l2" else "ip", dim=self.dim)
+        index.init_index(max_elements=capacity, M=self.m, ef_construction=self.ef_construction, random_seed=42)
+        return index
+
+    @property
+    def capacity(self) -> int:
+        return len(self.valid)
+
+    def _grow(self, needed: int) -> None:
+        if needed <= self.capacity:
+            return
+        new_cap = max(needed, int(self.capacity * 1.5) + 1024)
+        matrix = np.zeros((new_cap, self.dim), np.float32)
+        matrix[: self.capacity] = self.matrix
+        valid = np.zeros(new_cap, bool)
+        valid[: self.capacity] = self.valid
+        owner = np.zeros(new_cap, np.int64)
+        owner[: self.capacity] = self.owner
+        self.pos.extend([""] * (new_cap - self.capacity))
+        self.matrix, self.valid, self.owner = matrix, valid, owner
+        self._hnsw.resize_index(new_cap)
+
+    def prepare(self, vectors: np.ndarray) -> np.ndarray:
+        """Vectors as stored: float32, normalised for cosine (zero vectors stay zero)."""
+        arr = np.asarray(vectors, dtype=np.float32)
+        if self.metric == "cosine" and len(arr):
+            norms = np.linalg.norm(arr, axis=1, keepdims=True)
+            arr = arr / np.where(norms == 0, 1, norms)
+        return np.ascontiguousarray(arr, dtype=np.float32)
+
+    def set(self, slots: np.ndarray, vectors: np.ndarray, owners: Sequence[int], positions: Sequence[str]) -> None:
+        """Insert or overwrite the vectors at ``slots``, owned by documents ``owners``."""
+        if not len(slots):
+            return
+        slots = np.asarray(slots, dtype=np.int64)
+        arr = self.prepare(vectors)
+        self._grow(int(slots.max()) + 1)
+        fresh = ~self.valid[slots]
+        # hnswlib revives a deleted label that is added again (replace_deleted stays off)
+        self._hnsw.add_items(arr, slots, num_threads=min(2, os.cpu_count() or 1))
+        self.matrix[slots] = arr
+        self.owner[slots] = np.asarray(owners, dtype=np.int64)
+        for slot, p in zip(slots.tolist(), positions, strict=True):
+            self.pos[slot] = p
+        self.count += int(np.count_nonzero(fresh))
+        self.valid[slots] = True
+
+    def remove(self, slots: np.ndarray) -> None:
+        for s in np.asarray(slots, dtype=np.int64):
+            s = int(s)
+            if s < self.capacity and self.valid[s]:
+                self._hnsw.mark_deleted(s)
+                self.valid[s] = False
+                self.matrix[s] = 0
+                self.count -= 1
+
+    # -- search --------------------------------------------------------------------------------
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None, exact: bool | None = None,
+        ef: int = 64, exact_threshold: int = 2_000_000,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Top-``k`` ``(slots, scores)`` per query among valid (and ``allowed``) slots.
+
+        ``allowed`` is a boolean mask over slots. Exact search is used when asked, or when
+        the candidates times the dimension is at most ``exact_threshold``.
+        """
+        n_cand = self.count if allowed is None else int(np.count_nonzero(allowed[: self.capacity] & self.valid))
+        k = min(k, n_cand)
+        if k <= 0:
+            empty = (np.zeros(0, np.int64), np.zeros(0, np.float64))
+            return [empty for _ in range(len(queries))]
+        use_exact = exact if exact is not None else n_cand * self.dim <= exact_threshold
+        if use_exact:
+            return self._exact(queries, k, allowed)
+        return self._ann(queries, k, allowed, ef)
+
+    def _exact(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        mask = self.valid if allowed is None else self.valid & allowed[: self.capacity]
+        cand = np.flatnonzero(mask)
+        sub = self.matrix[cand]
+        out = []
+        for q in queries:
+            scores = -np.linalg.norm(sub - q, axis=1) if self.metric == "l2" else sub @ q
+            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+            top = top[np.lexsort((cand[top], -scores[top]))]
+            out.append((cand[top], scores[top].astype(np.float64)))
+        return out
+
+    def _ann(self, queries: np.ndarray, k: int, allowed: np.ndarray | None, ef: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        self._hnsw.set_ef(max(ef, k))
+        filt = None
+        if allowed is not None:
+            mask = allowed
+
+            def filt(label: int) -> bool:
+                return bool(mask[label])
+
+        try:
+            labels, dists = self._hnsw.knn_query(queries, k=k, num_threads=1, filter=filt)
+        except RuntimeError:  # the graph could not reach k allowed points: answer exactly
+            return self._exact(queries, k, allowed)
+        scores = -np.sqrt(np.maximum(dists, 0)) if self.metric == "l2" else 1.0 - dists
+        return [(labels[i].astype(np.int64), scores[i].astype(np.float64)) for i in range(len(queries))]
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, directory: Path, stem: str) -> dict[str, Any]:
+        """Write the graph and matrix under ``stem``; returns the manifest entry."""
+        high = int(np.flatnonzero(self.valid)[-1]) + 1 if self.count else 0
+        graph = directory / f"{stem}.hnsw"
+        matrix = directory / f"{stem}.npy"
+        valid = directory / f"{stem}.valid.npy"
+        owner = directory / f"{stem}.owner.npy"
+        pos = directory / f"{stem}.pos.npy"
+        self._hnsw.save_index(str(graph))
+        arrays = ((matrix, self.matrix[:high]), (valid, self.valid[:high]), (owner, self.owner[:high]),
+                  (pos, np.array(self.pos[:high], dtype=str)))
+        for path, arr in arrays:
+            with open(path, "wb") as fh:
+                np.save(fh, arr)
+                fh.flush()
+                os.fsync(fh.fileno())
+        _fsync_path(graph)
+        return {"graph": graph.name, "matrix": matrix.name, "valid": valid.name, "owner": owner.name,
+                "pos": pos.name, "dim": self.dim,
+                "metric": self.metric, "m": self.m, "ef_construction": self.ef_construction, "count": self.count}
+
+    @classmethod
+    def load(cls, directory: Path, entry: dict[str, Any]) -> AnnIndex:
+        """Load an index saved by :meth:`save` (raises OSError/ValueError if files are bad)."""
+        self = cls.__new__(cls)
+        self.dim, self.metric = int(entry["dim"]), str(entry["metric"])
+        self.m, self.ef_construction = int(entry["m"]), int(entry["ef_construction"])
+        matrix = np.load(directory / entry["matrix"])
+        valid = np.load(directory / entry["valid"])
+        capacity = max(1024, math.ceil(len(matrix) * 1.25))
+        self.matrix = np.zeros((capacity, self.dim), np.float32)
+        self.matrix[: len(matrix)] = matrix
+        self.valid = np.zeros(capacity, bool)
+        self.valid[: len(valid)] = valid
+        self.owner = np.zeros(capacity, np.int64)
+        self.owner[: len(valid)] = np.load(directory / entry["owner"])
+        self.pos = [str(p) for p in np.load(directory / entry["pos"])] + [""] * (capacity - len(valid))
+        self.count = int(np.count_nonzero(valid))
+        index = _hnswlib().Index(space="l2" if self.metric == "l2" else "ip", dim=self.dim)
+        index.load_index(str(directory / entry["graph"]), max_elements=capacity)
+        self._hnsw = index
+        return self
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
