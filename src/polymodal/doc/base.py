@@ -69,6 +69,23 @@ class Doc(BaseModel):
         except ValidationError as exc:
             raise schema_error(exc, cls) from None
 
+    @classmethod
+    def _trusted(cls, values: dict[str, Any]) -> Doc:
+        """Build a document from values that already passed validation, without validating
+        again (twice as fast as ``model_construct``; used for rows of a validated DocVec).
+
+        ``values`` must hold every field. Falls back to ``model_construct`` for classes with
+        private attributes or a ``model_post_init`` hook, which need pydantic's own path.
+        """
+        if cls.__pydantic_post_init__ is not None or cls.__private_attributes__:
+            return cls.model_construct(**values)
+        obj = cls.__new__(cls)
+        object.__setattr__(obj, "__dict__", values)
+        object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+        object.__setattr__(obj, "__pydantic_extra__", None)
+        object.__setattr__(obj, "__pydantic_private__", None)
+        return obj
+
     def __eq__(self, other: object) -> bool:
         """Field-by-field equality that understands numpy arrays (dtype, shape and values)."""
         if type(other) is not type(self):

@@ -153,7 +153,7 @@ class DocVec(Generic[T]):
                 values[name] = None if sub is None else sub.to_list()
             else:
                 values[name] = col[i]
-        return self._type().model_construct(**values)  # type: ignore[return-value]
+        return self._type()._trusted(values)  # type: ignore[return-value]
 
     def __getitem__(self, index: Any) -> Any:
         """An int gives a document (tensors are views); a slice gives a DocVec of views; a
@@ -339,14 +339,27 @@ def _validate_stack(spec: FieldSpec, arr: np.ndarray) -> np.ndarray:
         probe = t.validate(arr[0]) if len(arr) else None
         if probe is not None and probe.dtype != arr.dtype:
             arr = arr.astype(probe.dtype)
-        if t.vector and not np.isfinite(arr).all():
-            bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=tuple(range(1, arr.ndim))))[0])
-            raise SchemaError(f"column {spec.name!r}: row {bad} is not finite (NaN or infinity)", field=spec.name)
+        if t.vector:
+            bad = _first_non_finite_row(arr)
+            if bad is not None:
+                raise SchemaError(f"column {spec.name!r}: row {bad} is not finite (NaN or infinity)", field=spec.name)
         if t.shape is not None:
             t._check_shape(arr.shape[1:])
     except PydanticCustomError as exc:
         raise SchemaError(f"column {spec.name!r}: {exc.message()}", field=spec.name) from None
     return arr
+
+
+def _first_non_finite_row(arr: np.ndarray, block_bytes: int = 1 << 18) -> int | None:
+    """Index of the first row holding NaN or infinity, checked in ~256 KiB blocks so a large
+    column never needs a temporary boolean array of its own size."""
+    rows = max(1, block_bytes // max(1, arr[0].nbytes)) if len(arr) else 1
+    for start in range(0, len(arr), rows):
+        block = arr[start : start + rows]
+        if not np.isfinite(block).all():
+            per_row = np.isfinite(block.reshape(len(block), -1)).all(axis=1)
+            return start + int(np.flatnonzero(~per_row)[0])
+    return None
 
 
 def _default_column(spec: FieldSpec, n: int, doc_type: type[Doc]) -> Column:

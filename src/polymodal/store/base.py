@@ -277,6 +277,48 @@ class Store(ABC, Generic[T]):
         for batch in self._iter(1000):
             yield from batch
 
+    def scan(self, fields: Sequence[str], *, where: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Selected top-level fields of every (matching) document, as dicts with ``id``.
+
+        Cheaper than loading documents when only a few plain fields are needed (incremental
+        indexing reads paths and modification times this way).
+        """
+        self._check_open()
+        names = ["id", *(f for f in fields if f != "id")]
+        for f in names:
+            if f not in self.doc_type.model_fields:
+                raise SchemaError(f"unknown field {f!r}; fields: {', '.join(self.doc_type.model_fields)}", field=f)
+        yield from self._scan(names, self._filter(where))
+
+    def sample_vectors(self, field: str, n: int = 2000, *, seed: int = 0) -> np.ndarray:
+        """Up to ``n`` stored vectors of a field, chosen at random, as scored (unit length for
+        cosine fields): the data behind score calibration and embedding plots."""
+        self._check_open()
+        vf = self._pick_field(field, None)
+        return self._sample_vectors(vf, n, seed)
+
+    def _sample_vectors(self, field: VectorField, n: int, seed: int) -> np.ndarray:
+        """Default: walk the documents (backends with vector access do better)."""
+        rows: list[np.ndarray] = []
+        for batch in self._iter(1000):
+            for doc in batch:
+                rows.extend(np.asarray(v, np.float32) for v in _values_at(doc, field.path.split(".")))
+        dim = self._dim_of(field) or 0
+        arr = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
+        if len(arr) > n:
+            arr = arr[np.random.default_rng(seed).choice(len(arr), n, replace=False)]
+        if field.metric == "cosine" and len(arr):
+            norms = np.linalg.norm(arr, axis=1, keepdims=True)
+            arr = arr / np.where(norms == 0, 1, norms)
+        return arr
+
+    def _scan(self, fields: list[str], where: flt.Filter | None) -> Iterator[dict[str, Any]]:
+        """Default: load documents and pick fields; backends may read the fields directly."""
+        for batch in self._iter(1000):
+            for doc in batch:
+                if where is None or flt.matches(where, doc):
+                    yield {f: getattr(doc, f) for f in fields}
+
     def iter_batches(self, batch_size: int = 1000) -> Iterator[DocList[T]]:
         """Every stored document, ``batch_size`` at a time (bounded memory)."""
         self._check_open()

@@ -109,6 +109,13 @@ class MemoryStore(Store[T]):
         self._matrices[vf.path] = (matrix, owners)
         return matrix, owners
 
+    def _sample_vectors(self, field: VectorField, n: int, seed: int) -> np.ndarray:
+        with self._lock:
+            matrix, _ = self._vectors(field)
+            if len(matrix) > n:
+                matrix = matrix[np.random.default_rng(seed).choice(len(matrix), n, replace=False)]
+            return matrix.copy()
+
     def _vector_search(
         self, field: VectorField, queries: np.ndarray, limit: int, where: flt.Filter | None,
         aggregate: Aggregate, exact: bool | None,

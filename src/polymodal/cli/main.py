@@ -1,0 +1,236 @@
+"""The ``polymodal`` command: index a folder of media, search it, recommend, describe.
+
+Thin by design: it parses arguments, calls the library, and prints a table (or JSON with
+``--json``). Every error the library raises on purpose becomes one line on stderr saying what
+to do, and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from polymodal.errors import PolymodalError
+
+__all__ = ["main"]
+
+EXIT_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="polymodal", description="Search your photos, videos, sounds and notes by meaning.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ix = sub.add_parser("index", help="index files and folders into a store")
+    ix.add_argument("paths", nargs="+", metavar="PATH")
+    ix.add_argument("--db", required=True, help="store directory (or store URI)")
+    ix.add_argument("--profile", default="auto", choices=["auto", "offline", "clip"],
+                    help="models to use (default: the best available, recorded in the store)")
+    ix.add_argument("--prune", action="store_true", help="remove documents of files that no longer exist")
+    ix.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ix.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    se = sub.add_parser("search", help="search by words, an image or a sound")
+    se.add_argument("query", nargs="?", default=None, help="words to search for")
+    se.add_argument("--db", required=True)
+    group = se.add_mutually_exclusive_group()
+    group.add_argument("--image", metavar="FILE", help="find what looks like this image")
+    group.add_argument("--audio", metavar="FILE", help="find what sounds like (or says the words of) this file")
+    se.add_argument("--limit", type=int, default=10)
+    se.add_argument("--modality", default=None, help="comma-separated: image,video,audio,text,mesh")
+    se.add_argument("--where", default=None, metavar="JSON", help='filter, e.g. \'{"modality": "video"}\'')
+    se.add_argument("--json", action="store_true")
+
+    si = sub.add_parser("similar", help="more like this: documents (by id) or files")
+    si.add_argument("examples", nargs="+", metavar="ID_OR_FILE")
+    si.add_argument("--not", dest="negative", nargs="*", default=[], metavar="ID_OR_FILE",
+                    help="examples the results should not resemble")
+    si.add_argument("--db", required=True)
+    si.add_argument("--limit", type=int, default=10)
+    si.add_argument("--modality", default=None)
+    si.add_argument("--json", action="store_true")
+
+    info = sub.add_parser("info", help="what a store holds")
+    info.add_argument("--db", required=True)
+    info.add_argument("--json", action="store_true")
+
+    demo = sub.add_parser("demo", help="build a demo corpus from packaged media, index it, run example queries")
+    demo.add_argument("--dir", default="polymodal-demo", help="where to write the demo files and store")
+    demo.add_argument("--profile", default="auto", choices=["auto", "offline", "clip"])
+    demo.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(_COMMANDS[args.command](args) or 0)
+    except PolymodalError as exc:
+        print(f"polymodal {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"polymodal {args.command}: interrupted (documents already written are kept)", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _modalities(value: str | None) -> list[str] | None:
+    return [m.strip() for m in value.split(",") if m.strip()] if value else None
+
+
+def _where(value: str | None) -> dict[str, Any] | None:
+    if not value:
+        return None
+    from polymodal.errors import ConfigError
+
+    try:
+        where = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--where is not valid JSON ({exc.msg} at column {exc.colno}); "
+                          'write it like \'{"modality": "video"}\'') from None
+    if not isinstance(where, dict):
+        raise ConfigError("--where must be a JSON object, like '{\"modality\": \"video\"}'")
+    return where
+
+
+# -- commands ----------------------------------------------------------------------------------
+def cmd_index(args: argparse.Namespace) -> int:
+    from polymodal.errors import ConfigError
+    from polymodal.library.indexer import index_paths, open_library
+
+    missing = [p for p in args.paths if not Path(p).expanduser().exists()]
+    if missing:
+        raise ConfigError(f"no such file or directory: {', '.join(missing)}")
+    store, profile, reason = open_library(args.db, profile=args.profile)
+    try:
+        if not args.json:
+            print(f"using the {reason}", file=sys.stderr)
+        report = index_paths(store, profile, args.paths, prune=args.prune, progress=not (args.quiet or args.json))
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(f"indexed {report.indexed}, skipped {report.skipped} unchanged, failed {len(report.failed)}"
+              + (f", pruned {report.pruned}" if args.prune else "") + f" ({report.seconds:.1f} s)")
+        for f in report.failed:
+            print(f"  failed: {f.path}: {f.reason}")
+    return 0
+
+
+def _open_search(db: str) -> Any:
+    from polymodal.library.indexer import open_library
+    from polymodal.library.search import LibrarySearch
+
+    store, profile, _ = open_library(db, create=False)
+    return store, LibrarySearch(store, profile)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from polymodal.errors import ConfigError
+
+    if args.limit <= 0:
+        raise ConfigError("--limit must be a positive number")
+    if args.query is None and not (args.image or args.audio):
+        raise ConfigError("give words to search for, or --image FILE, or --audio FILE")
+    for f in (args.image, args.audio):
+        if f and not Path(f).is_file():
+            raise ConfigError(f"no such file: {f}")
+    where = _where(args.where)
+    store, searcher = _open_search(args.db)
+    try:
+        kw = {"limit": args.limit, "where": where, "modalities": _modalities(args.modality)}
+        if args.image:
+            hits = searcher.image(args.image, **kw)
+        elif args.audio:
+            hits = searcher.audio(args.audio, **kw)
+        else:
+            hits = searcher.text(args.query, **kw)
+    finally:
+        store.close()
+    _print_hits(hits, args.json)
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    store, searcher = _open_search(args.db)
+    try:
+        hits = searcher.similar(args.examples, args.negative, limit=args.limit, modalities=_modalities(args.modality))
+    finally:
+        store.close()
+    _print_hits(hits, args.json)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from polymodal.library.indexer import open_library
+    from polymodal.library.schema import MODALITIES
+
+    store, profile, _ = open_library(args.db, create=False)
+    try:
+        per = {m: store.count({"modality": m}) for m in MODALITIES}
+        size = store.size_on_disk() if hasattr(store, "size_on_disk") else None
+        models = {role: getattr(profile, role).model for role in ("text", "image", "image_text", "audio", "audio_text")
+                  if getattr(profile, role) is not None}
+        translators = {role: getattr(profile, role).family for role in ("labels", "ocr", "asr")
+                       if getattr(profile, role) is not None}
+        data = {"db": args.db, "documents": store.count(), "per_modality": per, "profile": profile.name,
+                "models": models, "translators": translators, "size_bytes": size}
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"store     {args.db}")
+    print(f"documents {data['documents']}  (" + ", ".join(f"{m} {n}" for m, n in per.items()) + ")")
+    print(f"profile   {profile.name}")
+    for role, model in models.items():
+        print(f"  {role:<11} {model}")
+    for role, fam in translators.items():
+        print(f"  {role:<11} {fam}")
+    if size is not None:
+        print(f"size      {size / 1e6:.1f} MB on disk")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from polymodal.library.demo import run_demo
+
+    return run_demo(Path(args.dir), profile=args.profile, as_json=args.json)
+
+
+_COMMANDS = {"index": cmd_index, "search": cmd_search, "similar": cmd_similar, "info": cmd_info, "demo": cmd_demo}
+
+
+def _print_hits(hits: Sequence[Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([h.as_dict() for h in hits], indent=2, ensure_ascii=False))
+        return
+    if not hits:
+        print("no results")
+        return
+    print(f"{'#':>2}  {'score':>6}  {'modality':<8} {'moment':<13} file / snippet")
+    for i, h in enumerate(hits, 1):
+        moment = f"{_clock(h.start)}-{_clock(h.end)}" if h.start is not None else ""
+        print(f"{i:>2}  {h.score:>6.2f}  {h.modality:<8} {moment:<13} {h.uri}")
+        if h.snippet:
+            print(f"{'':>33}{' '.join(h.snippet.split())[:90]}")
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}:{s:02d}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Late fusion across a document's modality fields, with calibrated scores.
+
+A query reaches a store through *channels*: a vector field plus the encoder that puts the
+query into that field's space (a text query reaches ``image_vec`` through CLIP's text encoder
+and ``segments.text_vec`` through MiniLM). Each channel retrieves candidates; every candidate
+is then scored exactly on every channel it has a vector for, each score is calibrated
+(:mod:`polymodal.search.calibrate`), and the fused score is the weighted mean over the
+channels the document *has*. A document missing a modality is scored on the others (weights
+renormalised), never as if its missing vector were zero. Keyword matches (BM25) add a bonus.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from polymodal.doc.base import Doc
+from polymodal.search.calibrate import FieldStats, fit_stats
+from polymodal.store.base import Hit, Store, match_at
+
+__all__ = ["Channel", "MultiSearch", "QueryVector"]
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One way into the store: a vector field and the weight of its calibrated score."""
+
+    field: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueryVector:
+    """A query already embedded for one channel (positive and optional negative examples are
+    folded in by the caller)."""
+
+    channel: Channel
+    vector: np.ndarray
+
+
+class MultiSearch:
+    """Calibrated late-fusion search over one store."""
+
+    def __init__(self, store: Store[Any], *, refit_growth: float = 1.5, sample: int = 4000) -> None:
+        self.store = store
+        self.refit_growth = refit_growth
+        self.sample = sample
+        self._stats: dict[str, FieldStats] = {}
+
+    # -- calibration ---------------------------------------------------------------------------
+    def stats(self, field: str) -> FieldStats:
+        """The field's calibration, fitted on first use and refitted when the field has grown."""
+        cached = self._stats.get(field)
+        if cached is not None:
+            return cached
+        key = f"calibration:{field}"
+        saved = self.store.get_setting(key)
+        count = self.store.count()
+        stats = FieldStats.from_dict(saved) if saved else None
+        if stats is None or count > max(stats.n, 1) * self.refit_growth or (stats.n < 50 and count > stats.n):
+            vectors = self.store.sample_vectors(field, self.sample)
+            stats = fit_stats(vectors)
+            stats = FieldStats(stats.mean, stats.components, stats.variances, stats.residual, max(count, stats.n))
+            self.store.set_setting(key, stats.to_dict())
+        self._stats[field] = stats
+        return stats
+
+    # -- search --------------------------------------------------------------------------------
+    def search(
+        self,
+        queries: Sequence[QueryVector],
+        *,
+        text: str | None = None,
+        text_weight: float = 0.3,
+        limit: int = 10,
+        where: Mapping[str, Any] | None = None,
+        exclude: Sequence[str] = (),
+        depth: int | None = None,
+    ) -> list[Hit]:
+        """Fused hits for the embedded ``queries`` (and optional keyword ``text``), best first.
+
+        ``Hit.scores`` holds each channel's calibrated score (``"bm25"`` for keywords);
+        ``Hit.match`` is the best sub-document (segment) of the strongest nested channel.
+        """
+        k = depth or max(50, 5 * limit)
+        candidates: dict[str, Doc] = {}
+        for qv in queries:
+            if qv.channel.field not in self.store.vector_fields or not self._has_vectors(qv.channel.field):
+                continue
+            for hit in self.store.search(qv.vector, field=qv.channel.field, limit=k + len(exclude), where=where):
+                candidates.setdefault(hit.id, hit.doc)
+        keyword: dict[str, tuple[float, str | None]] = {}
+        if text and text.strip() and text_weight > 0:
+            try:
+                for hit in self.store.text_search(text, limit=k, where=where):
+                    candidates.setdefault(hit.id, hit.doc)
+                    keyword[hit.id] = (hit.score, hit.snippet)
+            except Exception:  # noqa: BLE001 - a query without searchable words just has no keyword part
+                keyword = {}
+        for doc_id in exclude:
+            candidates.pop(doc_id, None)
+        best_kw = max((s for s, _ in keyword.values()), default=0.0)
+        hits = []
+        for doc_id, doc in candidates.items():
+            hits.append(self._score(doc, queries, keyword.get(doc_id), best_kw, text_weight))
+        hits.sort(key=lambda h: (-h.score, h.id))
+        return hits[:limit]
+
+    def _has_vectors(self, field: str) -> bool:
+        vf = self.store.vector_fields[field]
+        return self.store._dim_of(vf) is not None
+
+    def _score(self, doc: Doc, queries: Sequence[QueryVector], kw: tuple[float, str | None] | None,
+               best_kw: float, text_weight: float) -> Hit:
+        parts: dict[str, float] = {}
+        total = weights = 0.0
+        best_nested: tuple[float, str, tuple[int, ...]] | None = None
+        for qv in queries:
+            field = qv.channel.field
+            if field not in self.store.vector_fields:
+                continue
+            vf = self.store.vector_fields[field]
+            found = _best_vector(doc, field, vf.nesting, qv.vector)
+            if found is None:
+                continue  # this document has no such modality: leave it out of its average
+            raw, pos, m = found
+            z = _max_adjusted(float(self.stats(field).zscore(qv.vector, raw)), m)
+            parts[field] = z
+            total += qv.channel.weight * z
+            weights += qv.channel.weight
+            if vf.nested and (best_nested is None or qv.channel.weight * z > best_nested[0]):
+                best_nested = (qv.channel.weight * z, field, pos)
+        score = total / weights if weights else 0.0
+        snippet = None
+        if kw is not None and best_kw > 0:
+            parts["bm25"] = kw[0]
+            score += text_weight * kw[0] / best_kw
+            snippet = kw[1]
+        match = None
+        field_used = max(parts, key=parts.get) if parts else None  # type: ignore[arg-type]
+        if best_nested is not None:
+            vf = self.store.vector_fields[best_nested[1]]
+            match = match_at(doc, vf.nesting, best_nested[2])
+        return Hit(id=doc.id, score=score, doc=doc, match=match, field=field_used, snippet=snippet, scores=parts)
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n else v
+
+
+_NORMAL = NormalDist()
+
+
+def _max_adjusted(z: float, m: int) -> float:
+    """The z-score of the best of ``m`` vectors, corrected for having had ``m`` tries.
+
+    A 300-segment video almost always has *some* segment that looks unusually similar; if
+    the best of n independent z-scores is z, the chance of that by luck is
+    ``1 - (1 - sf(z))^n``, and the corrected score is the z with that tail probability.
+    Neighbouring segments are alike, so n is taken as ``sqrt(m)`` rather than m. For m = 1 it
+    is z itself.
+    """
+    if m <= 1:
+        return z
+    n = math.sqrt(m)
+    p = 0.5 * math.erfc(z / math.sqrt(2))
+    tail = -math.expm1(n * math.log1p(-min(p, 1 - 1e-16)))
+    if not 0.0 < tail < 1.0:
+        return z if tail <= 0.0 else -8.0
+    return -_NORMAL.inv_cdf(tail)
+
+
+def _best_vector(doc: Doc, path: str, nesting: tuple[str, ...], q: np.ndarray
+                 ) -> tuple[float, tuple[int, ...], int] | None:
+    """Highest cosine between ``q`` and the document's vectors at ``path``, where it is, and
+    how many vectors competed."""
+    best: tuple[float, tuple[int, ...]] | None = None
+    count = 0
+    for vec, pos in _vectors_at(doc, path.split("."), nesting, "", ()):
+        score = float(_normalise(np.asarray(vec, np.float64)) @ q)
+        count += 1
+        if best is None or score > best[0]:
+            best = (score, pos)
+    return None if best is None else (best[0], best[1], count)
+
+
+def _vectors_at(node: Any, parts: list[str], nesting: tuple[str, ...], walked: str,
+                pos: tuple[int, ...]) -> list[tuple[np.ndarray, tuple[int, ...]]]:
+    if node is None:
+        return []
+    head, rest = parts[0], parts[1:]
+    value = getattr(node, head, None)
+    here = f"{walked}.{head}" if walked else head
+    if not rest:
+        return [] if value is None else [(value, pos)]
+    if here in nesting:
+        out = []
+        for i, child in enumerate(value or []):
+            out.extend(_vectors_at(child, rest, nesting, here, (*pos, i)))
+        return out
+    return _vectors_at(value, rest, nesting, here, pos)
