@@ -43,7 +43,7 @@ def render_views(mesh: MeshData, *, size: int = 224, views: int = 3, pitch: floa
     """``views`` HxWx3 uint8 images from evenly spaced angles around the vertical axis."""
     v = mesh.vertices.astype(np.float64)
     centre = (v.max(axis=0) + v.min(axis=0)) / 2
-    scale = np.abs(v - centre).max() or 1.0
+    scale = float(np.linalg.norm(v - centre, axis=1).max()) or 1.0  # inside the unit sphere at any angle
     v = (v - centre) / scale
     return [_render(v, mesh.faces, _rotation(2 * np.pi * k / views + 0.6, pitch), size) for k in range(views)]
 

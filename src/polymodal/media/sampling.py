@@ -1,7 +1,7 @@
 """Choosing which video frames to look at: fixed rate, keyframes, or scene changes.
 
 Each sampler yields ``(timestamp, frame)`` pairs while decoding, so a long video is never held
-in memory. Scene-change sampling compares consecutive small grey thumbnails and keeps a frame
+in memory. Scene-change sampling compares consecutive small colour thumbnails and keeps a frame
 when the picture changes by more than ``threshold`` (mean absolute difference in [0, 1]),
 with at most ``max_gap`` seconds between kept frames so long static shots are still covered.
 """
@@ -26,8 +26,7 @@ def _thumb(frame: np.ndarray, size: int = 32) -> np.ndarray:
     h, w = frame.shape[:2]
     ys = np.linspace(0, h - 1, size).astype(int)
     xs = np.linspace(0, w - 1, size).astype(int)
-    small = frame[ys][:, xs].astype(np.float32)
-    return small.mean(axis=2) / 255.0
+    return frame[ys][:, xs].astype(np.float32) / 255.0  # colour kept: red -> blue is a cut
 
 
 def sample_frames(
