@@ -55,7 +55,10 @@ class Embedder(ABC):
 
     def __init__(self, config: EmbedderConfig) -> None:
         self.config = config
-        self.batch_size = int(config.options.get("batch_size", 32))
+        try:
+            self.batch_size = int(config.options.get("batch_size", 32))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"batch_size must be an integer, got {config.options.get('batch_size')!r}") from exc
         if self.batch_size <= 0:
             raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
 
@@ -141,6 +144,8 @@ def to_rgb_array(item: Any) -> np.ndarray:
     if isinstance(item, np.ndarray):
         if item.ndim == 3 and item.shape[2] == 3 and item.dtype == np.uint8:
             return item
+        if item.ndim == 3 and item.shape[2] == 4 and item.dtype == np.uint8:
+            return np.ascontiguousarray(item[..., :3])
         if item.ndim == 2:
             return np.repeat(item.astype(np.uint8)[..., None], 3, axis=2)
         raise SchemaError(f"expected an HxWx3 uint8 image array, got shape {item.shape} and dtype {item.dtype}")
@@ -170,6 +175,8 @@ def to_audio(item: Any, sample_rate: int) -> np.ndarray:
     if isinstance(item, np.ndarray):
         if item.ndim != 1:
             raise SchemaError(f"expected mono samples (1-D), got shape {item.shape}")
+        if np.issubdtype(item.dtype, np.integer):  # PCM integers: scale to [-1, 1]
+            return (item / float(np.iinfo(item.dtype).max)).astype(np.float32)
         return item.astype(np.float32, copy=False)
     from polymodal.media.av_io import decode_audio
 
