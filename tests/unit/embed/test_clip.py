@@ -159,7 +159,8 @@ def test_wrong_input_types(text_emb: Any, image_emb: Any) -> None:
     with pytest.raises(SchemaError, match="image"):
         image_emb.embed([42])
     with pytest.raises(SchemaError, match="shape"):
-        image_emb.embed([np.zeros((4, 4, 4), np.uint8)])
+        image_emb.embed([np.zeros((4, 4, 5), np.uint8)])
+    assert image_emb.embed([np.zeros((32, 32, 4), np.uint8)]).shape[0] == 1  # RGBA: alpha dropped
 
 
 def test_unsupported_modality(tiny_clip: Path) -> None:
