@@ -59,7 +59,9 @@ class LibrarySearch:
         self.engine = MultiSearch(store)
 
     def _channels(self, fields: Sequence[str]) -> list[Channel]:
-        return [Channel(f, float(self.weights.get(f, 1.0))) for f in fields]
+        """Channels for a group of fields embedded by one model (one calibration space)."""
+        space = fields[0].split(".")[-1]  # "text_vec", "image_vec" or "audio_vec"
+        return [Channel(f, float(self.weights.get(f, 1.0)), space=space) for f in fields]
 
     def _where(self, where: Mapping[str, Any] | None, modalities: Sequence[str] | None) -> dict[str, Any] | None:
         clauses: list[Mapping[str, Any]] = [where] if where else []
@@ -150,7 +152,8 @@ class LibrarySearch:
             if len(n):
                 vec = _unit(vec - neg_weight * _unit(n.mean(axis=0)))
             if np.linalg.norm(vec) > 0:
-                qvs.append(QueryVector(Channel(field, float(self.weights.get(field, 1.0))), vec))
+                space = field.split(".")[-1]
+                qvs.append(QueryVector(Channel(field, float(self.weights.get(field, 1.0)), space=space), vec))
         if not qvs:
             raise ConfigError("the examples have no vectors to compare with")
         hits = self.engine.search(qvs, limit=limit, where=self._where(where, modalities), exclude=exclude)

@@ -28,10 +28,17 @@ __all__ = ["Channel", "MultiSearch", "QueryVector"]
 
 @dataclass(frozen=True, slots=True)
 class Channel:
-    """One way into the store: a vector field and the weight of its calibrated score."""
+    """One way into the store: a vector field, the weight of its calibrated score, and the
+    embedding space it belongs to (fields embedded by one model share a space and one
+    calibration, so their scores stay in the model's own order; default: the field alone)."""
 
     field: str
     weight: float = 1.0
+    space: str | None = None
+
+    @property
+    def space_key(self) -> str:
+        return self.space or self.field
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,21 +60,24 @@ class MultiSearch:
         self._stats: dict[str, FieldStats] = {}
 
     # -- calibration ---------------------------------------------------------------------------
-    def stats(self, field: str) -> FieldStats:
-        """The field's calibration, fitted on first use and refitted when the field has grown."""
-        cached = self._stats.get(field)
+    def stats(self, space: str, fields: Sequence[str]) -> FieldStats:
+        """The calibration of an embedding space (pooled over its ``fields``), fitted on first
+        use and refitted when the store has grown by ``refit_growth``."""
+        cached = self._stats.get(space)
         if cached is not None:
             return cached
-        key = f"calibration:{field}"
+        key = f"calibration:{space}"
         saved = self.store.get_setting(key)
         count = self.store.count()
         stats = FieldStats.from_dict(saved) if saved else None
         if stats is None or count > max(stats.n, 1) * self.refit_growth or (stats.n < 50 and count > stats.n):
-            vectors = self.store.sample_vectors(field, self.sample)
-            stats = fit_stats(vectors)
+            per_field = max(1, self.sample // max(1, len(fields)))
+            parts = [self.store.sample_vectors(f, per_field) for f in fields]
+            parts = [p for p in parts if len(p)]
+            stats = fit_stats(np.concatenate(parts) if parts else np.zeros((0, 1)))
             stats = FieldStats(stats.mean, stats.components, stats.variances, stats.residual, max(count, stats.n))
             self.store.set_setting(key, stats.to_dict())
-        self._stats[field] = stats
+        self._stats[space] = stats
         return stats
 
     # -- search --------------------------------------------------------------------------------
@@ -105,9 +115,14 @@ class MultiSearch:
         for doc_id in exclude:
             candidates.pop(doc_id, None)
         best_kw = max((s for s, _ in keyword.values()), default=0.0)
+        spaces: dict[str, list[str]] = {}
+        for qv in queries:
+            if qv.channel.field in self.store.vector_fields and self._has_vectors(qv.channel.field):
+                spaces.setdefault(qv.channel.space_key, []).append(qv.channel.field)
+        stats = {space: self.stats(space, fields) for space, fields in spaces.items()}
         hits = []
         for doc_id, doc in candidates.items():
-            hits.append(self._score(doc, queries, keyword.get(doc_id), best_kw, text_weight))
+            hits.append(self._score(doc, queries, stats, keyword.get(doc_id), best_kw, text_weight))
         hits.sort(key=lambda h: (-h.score, h.id))
         return hits[:limit]
 
@@ -115,8 +130,8 @@ class MultiSearch:
         vf = self.store.vector_fields[field]
         return self.store._dim_of(vf) is not None
 
-    def _score(self, doc: Doc, queries: Sequence[QueryVector], kw: tuple[float, str | None] | None,
-               best_kw: float, text_weight: float) -> Hit:
+    def _score(self, doc: Doc, queries: Sequence[QueryVector], stats: Mapping[str, FieldStats],
+               kw: tuple[float, str | None] | None, best_kw: float, text_weight: float) -> Hit:
         parts: dict[str, float] = {}
         total = weights = 0.0
         best_nested: tuple[float, str, tuple[int, ...]] | None = None
@@ -129,7 +144,7 @@ class MultiSearch:
             if found is None:
                 continue  # this document has no such modality: leave it out of its average
             raw, pos, m = found
-            z = _max_adjusted(float(self.stats(field).zscore(qv.vector, raw)), m)
+            z = _max_adjusted(float(stats[qv.channel.space_key].zscore(qv.vector, raw)), m)
             parts[field] = z
             total += qv.channel.weight * z
             weights += qv.channel.weight
