@@ -150,7 +150,7 @@ def test_incremental_reindex_and_prune(corpus, tmp_path):
         (["search", "", "--db", "{db}"], "query is empty"),
         (["search", "--db", "{db}"], "give words"),
         (["search", "cat", "--db", "{db}", "--where", "{not json"], "--where is not valid JSON"),
-        (["search", "cat", "--db", "{db}", "--where", '{"year": {"$regex": "x"}}'], "unknown filter operator"),
+        (["search", "cat", "--db", "{db}", "--where", '{"size": {"$regex": "x"}}'], "unknown filter operator"),
         (["search", "cat", "--db", "{db}", "--modality", "smell"], "unknown modality"),
         (["search", "--image", "{missing}", "--db", "{db}"], "no such file"),
         (["search", "--image", "{corrupt}", "--db", "{db}"], "not a recognised image"),
