@@ -75,8 +75,10 @@ class MultiSearch:
             parts = [self.store.sample_vectors(f, per_field) for f in fields]
             parts = [p for p in parts if len(p)]
             stats = fit_stats(np.concatenate(parts) if parts else np.zeros((0, 1)))
-            stats = FieldStats(stats.mean, stats.components, stats.variances, stats.residual, max(count, stats.n))
-            self.store.set_setting(key, stats.to_dict())
+            fitted = FieldStats(stats.mean, stats.components, stats.variances, stats.residual, max(count, stats.n))
+            saved = fitted.to_dict()
+            self.store.set_setting(key, saved)
+            stats = FieldStats.from_dict(saved)  # the stored precision, so every reader scores alike
         self._stats[space] = stats
         return stats
 
