@@ -182,7 +182,7 @@ def test_nested_search_mean_aggregation(store):
     want = brute(clips, q, field="segments.embedding", agg="mean")
     candidates = {i for _, i in want}
     assert {h.id for h in hits} <= candidates
-    scores = dict((i, s) for s, i in want)
+    scores = {i: s for s, i in want}
     for h in hits:
         assert h.score == pytest.approx(scores[h.id], rel=1e-4, abs=1e-5)
 
@@ -311,7 +311,9 @@ def test_bad_filters_fail_clearly(store, where, error):
 # -- text and hybrid search ---------------------------------------------------------------------
 def test_text_search_bm25(store):
     hits = store.text_search("mountain", limit=20)
-    want = {c.id for c in make_clips() if "mountain" in c.title or any("mountain" in s.transcript for s in c.segments or [])}
+    want = {
+        c.id for c in make_clips() if "mountain" in c.title or any("mountain" in s.transcript for s in c.segments or [])
+    }
     assert {h.id for h in hits} == want
     assert all(h.score > 0 for h in hits)
     assert hits == sorted(hits, key=lambda h: -h.score)
@@ -351,8 +353,9 @@ def test_hybrid_search_fuses_both_sides(store, fusion):
     assert hits[0].id == "c16"
     assert set(hits[0].scores) == {"vector", "text"}
     assert hits == sorted(hits, key=lambda h: -h.score)
-    text_only = store.hybrid_search(vector=q, text="harbour", field="embedding", limit=5, fusion="weighted",
-                                    weights=(0.0, 1.0))
+    text_only = store.hybrid_search(
+        vector=q, text="harbour", field="embedding", limit=5, fusion="weighted", weights=(0.0, 1.0)
+    )
     assert all("harbour" in h.doc.title or (h.snippet and "harbour" in h.snippet) for h in text_only)
 
 

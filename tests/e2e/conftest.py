@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,9 @@ import pytest
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the installed command line in a fresh process, the way a user would."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "polymodal.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "polymodal.cli", *args], capture_output=True, text=True, env=env, timeout=900
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"polymodal {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc

@@ -16,7 +16,7 @@ def search(db, *args):
 
 
 def test_index_summary(indexed):
-    root, checks, _, summary = indexed
+    root, _, _, summary = indexed
     files = [p for p in root.rglob("*") if p.is_file()]
     assert summary["indexed"] == len(files)
     assert summary["failed"] == []
@@ -91,8 +91,9 @@ def test_similar_by_id_and_by_file(indexed):
     out = json.loads(run_cli("similar", cat["id"], "--db", str(db), "--json").stdout)
     assert out
     assert cat["id"] not in {h["id"] for h in out}  # the example itself is not recommended
-    by_file = json.loads(run_cli("similar", str(root / "notes" / "tomato-soup.md"), "--db", str(db), "--json",
-                                 "--limit", "3").stdout)
+    by_file = json.loads(
+        run_cli("similar", str(root / "notes" / "tomato-soup.md"), "--db", str(db), "--json", "--limit", "3").stdout
+    )
     assert Path(by_file[0]["uri"]).name == "tomato-soup.md"
 
 
@@ -168,8 +169,13 @@ def test_errors_are_one_clear_line(indexed, tmp_path, args, fragment):
     corrupt_db = tmp_path / "corrupt_db"
     corrupt_db.mkdir()
     (corrupt_db / "store.db").write_bytes(b"this is not sqlite" * 100)
-    subs = {"{missing}": str(tmp_path / "nope"), "{db}": str(db), "{corrupt}": str(corrupt),
-            "{newdb}": str(tmp_path / "newdb"), "{corrupt_db}": str(corrupt_db)}
+    subs = {
+        "{missing}": str(tmp_path / "nope"),
+        "{db}": str(db),
+        "{corrupt}": str(corrupt),
+        "{newdb}": str(tmp_path / "newdb"),
+        "{corrupt_db}": str(corrupt_db),
+    }
     proc = run_cli(*[subs.get(a, a) for a in args], check=False)
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

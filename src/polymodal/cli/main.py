@@ -22,14 +22,20 @@ EXIT_ERROR = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="polymodal", description="Search your photos, videos, sounds and notes by meaning.")
+    p = argparse.ArgumentParser(
+        prog="polymodal", description="Search your photos, videos, sounds and notes by meaning."
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ix = sub.add_parser("index", help="index files and folders into a store")
     ix.add_argument("paths", nargs="+", metavar="PATH")
     ix.add_argument("--db", required=True, help="store directory (or store URI)")
-    ix.add_argument("--profile", default="auto", choices=["auto", "offline", "clip"],
-                    help="models to use (default: the best available, recorded in the store)")
+    ix.add_argument(
+        "--profile",
+        default="auto",
+        choices=["auto", "offline", "clip"],
+        help="models to use (default: the best available, recorded in the store)",
+    )
     ix.add_argument("--prune", action="store_true", help="remove documents of files that no longer exist")
     ix.add_argument("--json", action="store_true", help="print the summary as JSON")
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -47,8 +53,14 @@ def _parser() -> argparse.ArgumentParser:
 
     si = sub.add_parser("similar", help="more like this: documents (by id) or files")
     si.add_argument("examples", nargs="+", metavar="ID_OR_FILE")
-    si.add_argument("--not", dest="negative", nargs="*", default=[], metavar="ID_OR_FILE",
-                    help="examples the results should not resemble")
+    si.add_argument(
+        "--not",
+        dest="negative",
+        nargs="*",
+        default=[],
+        metavar="ID_OR_FILE",
+        help="examples the results should not resemble",
+    )
     si.add_argument("--db", required=True)
     si.add_argument("--limit", type=int, default=10)
     si.add_argument("--modality", default=None)
@@ -94,10 +106,11 @@ def _where(value: str | None) -> dict[str, Any] | None:
     try:
         where = json.loads(value)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"--where is not valid JSON ({exc.msg} at column {exc.colno}); "
-                          'write it like \'{"modality": "video"}\'') from None
+        raise ConfigError(
+            f'--where is not valid JSON ({exc.msg} at column {exc.colno}); write it like \'{{"modality": "video"}}\''
+        ) from None
     if not isinstance(where, dict):
-        raise ConfigError("--where must be a JSON object, like '{\"modality\": \"video\"}'")
+        raise ConfigError('--where must be a JSON object, like \'{"modality": "video"}\'')
     return where
 
 
@@ -119,8 +132,11 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        print(f"indexed {report.indexed}, skipped {report.skipped} unchanged, failed {len(report.failed)}"
-              + (f", pruned {report.pruned}" if args.prune else "") + f" ({report.seconds:.1f} s)")
+        print(
+            f"indexed {report.indexed}, skipped {report.skipped} unchanged, failed {len(report.failed)}"
+            + (f", pruned {report.pruned}" if args.prune else "")
+            + f" ({report.seconds:.1f} s)"
+        )
         for f in report.failed:
             print(f"  failed: {f.path}: {f.reason}")
     return 0
@@ -178,12 +194,25 @@ def cmd_info(args: argparse.Namespace) -> int:
     try:
         per = {m: store.count({"modality": m}) for m in MODALITIES}
         size = store.size_on_disk() if hasattr(store, "size_on_disk") else None
-        models = {role: getattr(profile, role).model for role in ("text", "image", "image_text", "audio", "audio_text")
-                  if getattr(profile, role) is not None}
-        translators = {role: getattr(profile, role).family for role in ("labels", "ocr", "asr")
-                       if getattr(profile, role) is not None}
-        data = {"db": args.db, "documents": store.count(), "per_modality": per, "profile": profile.name,
-                "models": models, "translators": translators, "size_bytes": size}
+        models = {
+            role: getattr(profile, role).model
+            for role in ("text", "image", "image_text", "audio", "audio_text")
+            if getattr(profile, role) is not None
+        }
+        translators = {
+            role: getattr(profile, role).family
+            for role in ("labels", "ocr", "asr")
+            if getattr(profile, role) is not None
+        }
+        data = {
+            "db": args.db,
+            "documents": store.count(),
+            "per_modality": per,
+            "profile": profile.name,
+            "models": models,
+            "translators": translators,
+            "size_bytes": size,
+        }
     finally:
         store.close()
     if args.json:
@@ -228,7 +257,7 @@ def _print_hits(hits: Sequence[Any], as_json: bool) -> None:
 def _clock(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    m, s = divmod(int(round(seconds)), 60)
+    m, s = divmod(round(seconds), 60)
     return f"{m}:{s:02d}"
 
 

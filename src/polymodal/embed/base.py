@@ -98,14 +98,17 @@ class Embedder(ABC):
                 chunk = items[start : start + self.batch_size]
                 vecs = np.asarray(self._embed_batch(chunk), dtype=np.float32)
                 if vecs.shape != (len(chunk), self.dim):
-                    raise SchemaError(f"{self.config.key()} returned shape {vecs.shape}, expected {(len(chunk), self.dim)}")
+                    raise SchemaError(
+                        f"{self.config.key()} returned shape {vecs.shape}, expected {(len(chunk), self.dim)}"
+                    )
                 out[start : start + len(chunk)] = vecs
                 bar.update(len(chunk))
         return out
 
     def embed_one(self, item: Any) -> np.ndarray:
         """Embed a single input (a thin helper over :meth:`embed`)."""
-        return self.embed([item])[0]
+        out: np.ndarray = self.embed([item])[0]
+        return out
 
     @abstractmethod
     def _embed_batch(self, items: list[Any]) -> np.ndarray: ...
@@ -114,7 +117,9 @@ class Embedder(ABC):
         return f"<{type(self).__name__} {self.config.model} {self.modality} dim={self.dim}>"
 
 
-def check_same_space(query: Embedder | EmbedderConfig | dict[str, Any], stored: dict[str, Any] | None, field: str) -> None:
+def check_same_space(
+    query: Embedder | EmbedderConfig | dict[str, Any], stored: dict[str, Any] | None, field: str
+) -> None:
     """Refuse to compare a query embedding with vectors made by another model.
 
     Raises:
@@ -153,7 +158,7 @@ def to_rgb_array(item: Any) -> np.ndarray:
         from polymodal.media.image import decode_image
 
         return decode_image(bytes(item))
-    if isinstance(item, MediaUrl) or isinstance(item, str) or hasattr(item, "__fspath__"):
+    if isinstance(item, (MediaUrl, str)) or hasattr(item, "__fspath__"):
         from polymodal.doc.url import ImageUrl
 
         return ImageUrl(str(item)).load()
@@ -193,7 +198,7 @@ def _resample(samples: np.ndarray, src: int, dst: int) -> np.ndarray:
     """Linear-interpolation resampling (decoders resample properly; this is for raw arrays)."""
     if src == dst or len(samples) == 0:
         return samples.astype(np.float32, copy=False)
-    n = int(round(len(samples) * dst / src))
+    n = round(len(samples) * dst / src)
     x_old = np.arange(len(samples)) / src
     x_new = np.arange(n) / dst
-    return np.interp(x_new, x_old, samples).astype(np.float32)
+    return np.asarray(np.interp(x_new, x_old, samples), dtype=np.float32)

@@ -30,7 +30,10 @@ PACKAGED: dict[str, Callable[[], str]] = {
     "sentence-transformers/all-MiniLM-L6-v2": _minilm,
     "efficientnet-lite0": _effnet_lite0,
 }
-_ALIASES = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2", "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
+_ALIASES = {
+    "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+    "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+}
 
 
 def canonical_name(model: str) -> str:
@@ -59,13 +62,11 @@ def resolve_model(model: str) -> str:
     return name
 
 
-
-
 def quiet_hf() -> None:
     """Silence Hugging Face's own per-load progress bars and warnings (polymodal shows its own)."""
     try:
         from transformers.utils import logging as hf_logging
     except ImportError:
         return
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]

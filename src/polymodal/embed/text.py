@@ -43,7 +43,10 @@ class SentenceTransformerEmbedder(Embedder):
             self._model.half()
         if "max_length" in config.options:
             self._model.max_seq_length = int(config.options["max_length"])
-        self._dim = int(self._model.get_embedding_dimension())
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise ConfigError(f"cannot tell the output dimension of {config.model!r}")
+        self._dim = int(dim)
 
     @property
     def dim(self) -> int:
@@ -53,6 +56,7 @@ class SentenceTransformerEmbedder(Embedder):
         bad = next((x for x in items if not isinstance(x, str)), None)
         if bad is not None:
             raise SchemaError(f"text embedder got {type(bad).__name__}; give strings")
-        vecs = self._model.encode(items, batch_size=len(items), convert_to_numpy=True, normalize_embeddings=True,
-                                  show_progress_bar=False)
+        vecs = self._model.encode(
+            items, batch_size=len(items), convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+        )
         return np.asarray(vecs, dtype=np.float32)

@@ -89,8 +89,9 @@ class Builder:
         return tr.translate_one(item) if tr is not None else None
 
     # -- public --------------------------------------------------------------------------------
-    def build(self, paths: Sequence[Path], *, progress: Callable[[int], None] | None = None
-              ) -> tuple[list[MediaItem], list[Failure]]:
+    def build(
+        self, paths: Sequence[Path], *, progress: Callable[[int], None] | None = None
+    ) -> tuple[list[MediaItem], list[Failure]]:
         """Documents for ``paths`` (and the files that failed, with reasons)."""
         drafts: list[_Draft] = []
         failures: list[Failure] = []
@@ -110,8 +111,9 @@ class Builder:
         if modality is None:
             raise MediaError(f"{path}: unsupported file type {path.suffix!r}", uri=str(path))
         stat = path.stat()
-        item = MediaItem(id=item_id(path), uri=str(path), modality=modality, name=path.name,
-                         size=stat.st_size, mtime=stat.st_mtime)
+        item = MediaItem(
+            id=item_id(path), uri=str(path), modality=modality, name=path.name, size=stat.st_size, mtime=stat.st_mtime
+        )
         draft = _Draft(item)
         getattr(self, f"_draft_{modality}")(path, draft)
         return draft
@@ -138,8 +140,11 @@ class Builder:
             raise MediaError(f"{path}: no video stream", uri=str(path))
         duration = float(info["duration"] or 0.0)
         size = _frame_size(info["video"]["width"], info["video"]["height"], self.profile.frame_size)
-        frames = list(sample_frames(path, uri=str(path), mode=self.profile.video_sampling,
-                                    every=self.profile.video_every, size=size))
+        frames = list(
+            sample_frames(
+                path, uri=str(path), mode=self.profile.video_sampling, every=self.profile.video_every, size=size
+            )
+        )
         if not frames:
             raise MediaError(f"{path}: no decodable frames", uri=str(path))
         audio = None
@@ -155,9 +160,14 @@ class Builder:
         for k, (t, frame) in enumerate(frames):
             end = frames[k + 1][0] if k + 1 < len(frames) else max(item.duration, t + 1e-3)
             labels, ocr = self._translate("labels", frame), self._translate("ocr", frame)
-            seg = MediaSegment(start=round(t, 3), end=round(end, 3), frame_time=round(t, 3),
-                               labels=labels.text if labels else "", ocr=ocr.text if ocr else "",
-                               transcript=transcript.between(t, end) if transcript else "")
+            seg = MediaSegment(
+                start=round(t, 3),
+                end=round(end, 3),
+                frame_time=round(t, 3),
+                labels=labels.text if labels else "",
+                ocr=ocr.text if ocr else "",
+                transcript=transcript.between(t, end) if transcript else "",
+            )
             seg.text = _join(seg.transcript, seg.ocr, seg.labels)
             segments.append(seg)
             if seg.text:
@@ -183,8 +193,9 @@ class Builder:
         t = 0.0
         while t < audio.duration:
             end = min(t + window, audio.duration)
-            seg = MediaSegment(start=round(t, 3), end=round(end, 3),
-                               transcript=transcript.between(t, end) if transcript else "")
+            seg = MediaSegment(
+                start=round(t, 3), end=round(end, 3), transcript=transcript.between(t, end) if transcript else ""
+            )
             seg.text = seg.transcript
             segments.append(seg)
             if seg.text:
@@ -274,7 +285,7 @@ def _fit(pixels: np.ndarray, longest: int) -> np.ndarray:
     from PIL import Image
 
     scale = longest / max(h, w)
-    img = Image.fromarray(pixels).resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.BILINEAR)
+    img = Image.fromarray(pixels).resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BILINEAR)
     return np.asarray(img)
 
 

@@ -67,8 +67,12 @@ CHECKS: tuple[Check, ...] = (
     Check("temple visit", "video/slideshow.mp4", span=(3 * SLIDE_SECONDS, 4 * SLIDE_SECONDS)),
     Check("buy milk and eggs", "memos/shopping.wav", needs_speech=True),
     Check("design team meeting", "memos/meeting.wav", needs_speech=True),
-    Check("the cat is sleeping on the sofa", "video/slideshow.mp4", span=(SLIDE_SECONDS, 2 * SLIDE_SECONDS),
-          needs_speech=True),
+    Check(
+        "the cat is sleeping on the sofa",
+        "video/slideshow.mp4",
+        span=(SLIDE_SECONDS, 2 * SLIDE_SECONDS),
+        needs_speech=True,
+    ),
 )
 
 
@@ -97,7 +101,8 @@ def _photos() -> dict[str, np.ndarray]:
         import matplotlib.cbook as cbook
         from PIL import Image
 
-        with cbook.get_sample_data("grace_hopper.jpg") as fh:
+        fh: Any = cbook.get_sample_data("grace_hopper.jpg")
+        with fh:
             photos["grace_hopper"] = np.asarray(Image.open(fh).convert("RGB"))
     except (ImportError, OSError, ValueError):
         pass
@@ -120,7 +125,7 @@ def _speak(text: str, path: Path) -> bool:
 
 
 def _slide(photo: np.ndarray, caption: str, size: tuple[int, int] = (640, 360)) -> np.ndarray:
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     w, h = size
     canvas = Image.new("RGB", size, (20, 20, 20))
@@ -167,7 +172,7 @@ def _write_video(path: Path, slides: list[np.ndarray], narration: list[Path | No
         aus = out.add_stream("aac", rate=rate) if any(narration) else None
         if aus is not None:
             aus.layout = "mono"
-        for k, slide in enumerate(slides):
+        for slide in slides:
             for _ in range(int(SLIDE_SECONDS * fps)):
                 out.mux(vs.encode(av.VideoFrame.from_ndarray(slide, format="rgb24")))
         out.mux(vs.encode())
@@ -221,23 +226,36 @@ def build_corpus(root: Path) -> list[Check]:
 def evaluate_checks(searcher: Any, root: Path, checks: Sequence[Check], *, k: int = 3) -> dict[str, Any]:
     """Run each check; a hit counts when the file matches (and, for video, the moment lies in
     the returned segment). Returns per-check rows and top-1/top-k rates."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for check in checks:
         hits = searcher.text(check.query, limit=max(k, 5))
         want = str((root / check.file).resolve())
         rank = None
         for i, h in enumerate(hits, 1):
             in_time = check.span is None or (
-                h.start is not None and h.end is not None and check.span[0] - 0.25 <= h.start and h.end <= check.span[1] + 0.25
+                h.start is not None
+                and h.end is not None
+                and check.span[0] - 0.25 <= h.start
+                and h.end <= check.span[1] + 0.25
             )
             if h.uri == want and in_time:
                 rank = i
                 break
-        rows.append({"query": check.query, "expected": check.file, "span": check.span, "rank": rank,
-                     "top": [(Path(h.uri).name, h.start) for h in hits[:k]]})
+        rows.append(
+            {
+                "query": check.query,
+                "expected": check.file,
+                "span": check.span,
+                "rank": rank,
+                "top": [(Path(h.uri).name, h.start) for h in hits[:k]],
+            }
+        )
     n = len(rows) or 1
-    return {"checks": rows, "top1": sum(r["rank"] == 1 for r in rows) / n,
-            f"top{k}": sum(r["rank"] is not None and r["rank"] <= k for r in rows) / n}
+    return {
+        "checks": rows,
+        "top1": sum(r["rank"] == 1 for r in rows) / n,
+        f"top{k}": sum(r["rank"] is not None and r["rank"] <= k for r in rows) / n,
+    }
 
 
 def run_demo(root: Path, *, profile: str = "auto", as_json: bool = False) -> int:
@@ -250,8 +268,11 @@ def run_demo(root: Path, *, profile: str = "auto", as_json: bool = False) -> int
     print(f"building the demo corpus in {root} ...", file=out)
     checks = build_corpus(root / "media")
     if not has_speech():
-        print("  (no speech synthesiser: no voice memos or narration; apt-get install festival festvox-kallpc16k "
-              "adds them)", file=out)
+        print(
+            "  (no speech synthesiser: no voice memos or narration; apt-get install festival festvox-kallpc16k "
+            "adds them)",
+            file=out,
+        )
     store, prof, reason = open_library(root / "store", profile=profile)
     try:
         print(f"indexing with the {reason} ...", file=out)
@@ -272,5 +293,5 @@ def run_demo(root: Path, *, profile: str = "auto", as_json: bool = False) -> int
             top = ", ".join(f"{name}" + (f"@{t:.0f}s" if t is not None else "") for name, t in row["top"])
             print(f"  [{mark}] {row['query']!r:<36} -> {row['expected']}{where}   (top: {top})")
         print(f"\ntop-1 {result['top1']:.0%}, top-3 {result['top3']:.0%}")
-        print(f"try: polymodal search \"a cat\" --db {root / 'store'}")
+        print(f'try: polymodal search "a cat" --db {root / "store"}')
     return 0

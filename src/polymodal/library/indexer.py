@@ -38,9 +38,12 @@ class IndexReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "indexed": self.indexed, "skipped": self.skipped, "pruned": self.pruned,
+            "indexed": self.indexed,
+            "skipped": self.skipped,
+            "pruned": self.pruned,
             "failed": [{"path": f.path, "reason": f.reason} for f in self.failed],
-            "seconds": round(self.seconds, 3), "profile": self.profile,
+            "seconds": round(self.seconds, 3),
+            "profile": self.profile,
         }
 
 
@@ -58,8 +61,11 @@ def open_library(db: str | Path, *, profile: str | None = None, create: bool = T
     exists = is_uri or (Path(path) / "store.db").exists()
     if not exists and not create:
         raise ConfigError(f"no polymodal store at {path}; run `polymodal index PATH --db {path}` first")
-    store = pm.open(path, schema=MediaItem if not exists else None, text_fields=TEXT_FIELDS) if not exists \
+    store = (
+        pm.open(path, schema=MediaItem if not exists else None, text_fields=TEXT_FIELDS)
+        if not exists
         else pm.open(path)
+    )
     saved = store.get_setting("profile")
     if saved is not None:
         stored = Profile.model_validate(saved)
@@ -82,8 +88,9 @@ def walk(roots: Sequence[Path]) -> Iterator[Path]:
         if root.is_file():
             candidates: Iterable[Path] = [root]
         else:
-            candidates = (Path(dp) / name for dp, dirs, files in os.walk(root) for name in sorted(files)
-                          if not dirs.sort())  # sorting dirs in place makes the walk deterministic
+            candidates = (
+                Path(dp) / name for dp, dirs, files in os.walk(root) for name in sorted(files) if not dirs.sort()
+            )  # sorting dirs in place makes the walk deterministic
         for p in candidates:
             if p.name.startswith(".") or modality_of(p) is None:
                 continue
@@ -93,8 +100,15 @@ def walk(roots: Sequence[Path]) -> Iterator[Path]:
                 yield resolved
 
 
-def index_paths(store: Store[Any], profile: Profile, roots: Sequence[str | Path], *, prune: bool = False,
-                batch_files: int = 8, progress: bool = True) -> IndexReport:
+def index_paths(
+    store: Store[Any],
+    profile: Profile,
+    roots: Sequence[str | Path],
+    *,
+    prune: bool = False,
+    batch_files: int = 8,
+    progress: bool = True,
+) -> IndexReport:
     """Index every supported file under ``roots`` into ``store`` (see module doc)."""
     started = time.perf_counter()
     report = IndexReport(profile=profile.name)
@@ -125,8 +139,11 @@ def index_paths(store: Store[Any], profile: Profile, roots: Sequence[str | Path]
     if prune:
         present = {str(p) for p in files}
         roots_abs = [str(p.resolve()) for p in paths]
-        stale = [row["id"] for uri, row in known.items()
-                 if uri not in present and any(uri == r or uri.startswith(r.rstrip("/") + "/") for r in roots_abs)]
+        stale = [
+            row["id"]
+            for uri, row in known.items()
+            if uri not in present and any(uri == r or uri.startswith(r.rstrip("/") + "/") for r in roots_abs)
+        ]
         report.pruned = store.delete(stale)
     report.seconds = time.perf_counter() - started
     return report

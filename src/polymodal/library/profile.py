@@ -117,9 +117,12 @@ def choose_profile(name: str | None = None) -> ProfileChoice:
         )
     if has_clip:
         has_clap = _available(clap, "ClapConfig")
-        reason = f"clip profile: CLIP {clip}" + (f", CLAP {clap}" if has_clap else " (no CLAP weights: audio by transcript)")
+        reason = f"clip profile: CLIP {clip}" + (
+            f", CLAP {clap}" if has_clap else " (no CLAP weights: audio by transcript)"
+        )
         return ProfileChoice(clip_profile(clip, clap if has_clap else None), reason)
     return ProfileChoice(
         offline_profile(),
-        f"offline profile: no CLIP weights for {clip} here (set POLYMODAL_CLIP_MODEL to a local checkpoint to use CLIP)",
+        f"offline profile: no CLIP weights for {clip} here "
+        "(set POLYMODAL_CLIP_MODEL to a local checkpoint to use CLIP)",
     )

@@ -44,8 +44,15 @@ class LibraryHit:
     hit: Hit
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "uri": self.uri, "score": round(self.score, 6), "modality": self.modality,
-                "start": self.start, "end": self.end, "snippet": self.snippet}
+        return {
+            "id": self.id,
+            "uri": self.uri,
+            "score": round(self.score, 6),
+            "modality": self.modality,
+            "start": self.start,
+            "end": self.end,
+            "snippet": self.snippet,
+        }
 
 
 class LibrarySearch:
@@ -75,14 +82,25 @@ class LibrarySearch:
         return dict(clauses[0]) if len(clauses) == 1 else {"$and": list(clauses)}
 
     # -- queries -------------------------------------------------------------------------------
-    def text(self, query: str, *, limit: int = 10, where: Mapping[str, Any] | None = None,
-             modalities: Sequence[str] | None = None) -> list[LibraryHit]:
+    def text(
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        where: Mapping[str, Any] | None = None,
+        modalities: Sequence[str] | None = None,
+    ) -> list[LibraryHit]:
         """Words -> every modality, one ranking."""
         if not query or not query.strip():
             raise ConfigError("the query is empty: type some words to search for")
         qvs = self._embed_text(query)
-        hits = self.engine.search(qvs, text=query, limit=limit, where=self._where(where, modalities),
-                                  text_weight=float(self.weights.get("bm25", 0.3)))
+        hits = self.engine.search(
+            qvs,
+            text=query,
+            limit=limit,
+            where=self._where(where, modalities),
+            text_weight=float(self.weights.get("bm25", 0.3)),
+        )
         return [self._present(h) for h in hits]
 
     def _embed_text(self, query: str) -> list[QueryVector]:
@@ -98,8 +116,14 @@ class LibrarySearch:
             out += [QueryVector(c, vec) for c in self._channels(AUDIO_FIELDS)]
         return out
 
-    def image(self, path: str | Path, *, limit: int = 10, where: Mapping[str, Any] | None = None,
-              modalities: Sequence[str] | None = None) -> list[LibraryHit]:
+    def image(
+        self,
+        path: str | Path,
+        *,
+        limit: int = 10,
+        where: Mapping[str, Any] | None = None,
+        modalities: Sequence[str] | None = None,
+    ) -> list[LibraryHit]:
         """An image file -> images, video frames and mesh views that look like it."""
         if self.profile.image is None:
             raise ConfigError(f"the {self.profile.name} profile has no image model")
@@ -110,8 +134,14 @@ class LibrarySearch:
         qvs = [QueryVector(c, vec) for c in self._channels(IMAGE_FIELDS)]
         return [self._present(h) for h in self.engine.search(qvs, limit=limit, where=self._where(where, modalities))]
 
-    def audio(self, path: str | Path, *, limit: int = 10, where: Mapping[str, Any] | None = None,
-              modalities: Sequence[str] | None = None) -> list[LibraryHit]:
+    def audio(
+        self,
+        path: str | Path,
+        *,
+        limit: int = 10,
+        where: Mapping[str, Any] | None = None,
+        modalities: Sequence[str] | None = None,
+    ) -> list[LibraryHit]:
         """A sound file -> audio that sounds like it (CLAP) and moments where its words are said."""
         from polymodal.media.av_io import decode_audio
 
@@ -133,10 +163,17 @@ class LibrarySearch:
         hits = self.engine.search(qvs, text=words or None, limit=limit, where=self._where(where, modalities))
         return [self._present(h) for h in hits]
 
-    def similar(self, positive: Sequence[str | Path], negative: Sequence[str | Path] = (), *, limit: int = 10,
-                where: Mapping[str, Any] | None = None, modalities: Sequence[str] | None = None,
-                neg_weight: float = 0.5) -> list[LibraryHit]:
-        """"More like this": documents (by id) or files like the positives and unlike the
+    def similar(
+        self,
+        positive: Sequence[str | Path],
+        negative: Sequence[str | Path] = (),
+        *,
+        limit: int = 10,
+        where: Mapping[str, Any] | None = None,
+        modalities: Sequence[str] | None = None,
+        neg_weight: float = 0.5,
+    ) -> list[LibraryHit]:
+        """ "More like this": documents (by id) or files like the positives and unlike the
         negatives (Rocchio: mean of positive vectors minus a share of the negatives', per field)."""
         if not positive:
             raise ConfigError("similar() needs at least one positive example")
@@ -183,18 +220,20 @@ class LibrarySearch:
     # -- presentation --------------------------------------------------------------------------
     def _present(self, hit: Hit) -> LibraryHit:
         doc: Any = hit.doc
-        seg = hit.match
+        seg: Any = hit.match
         timed = doc.modality in ("video", "audio") and seg is not None
         snippet = hit.snippet
         if snippet is None:
-            if seg is not None:
-                snippet = seg.text or None
-            else:
-                snippet = doc.text or None
+            snippet = (seg.text if seg is not None else doc.text) or None
         return LibraryHit(
-            id=doc.id, uri=doc.uri, score=hit.score, modality=doc.modality,
-            start=seg.start if timed else None, end=seg.end if timed else None,
-            snippet=(snippet[:300] if snippet else None), hit=hit,
+            id=doc.id,
+            uri=doc.uri,
+            score=hit.score,
+            modality=doc.modality,
+            start=seg.start if timed else None,
+            end=seg.end if timed else None,
+            snippet=(snippet[:300] if snippet else None),
+            hit=hit,
         )
 
 
@@ -208,8 +247,11 @@ def _field_vectors(items: Sequence[MediaItem], field: str) -> np.ndarray:
     for item in items:
         if field.startswith("segments."):
             name = field.split(".", 1)[1]
-            rows.extend(_unit(np.asarray(getattr(s, name), np.float64)) for s in item.segments or []
-                        if getattr(s, name) is not None)
+            rows.extend(
+                _unit(np.asarray(getattr(s, name), np.float64))
+                for s in item.segments or []
+                if getattr(s, name) is not None
+            )
         elif getattr(item, field) is not None:
             rows.append(_unit(np.asarray(getattr(item, field), np.float64)))
     return np.stack(rows) if rows else np.zeros((0, 0))

@@ -29,14 +29,14 @@ def sample_points(mesh: MeshData, n: int = 2048, *, seed: int = 0) -> np.ndarray
     s = np.sqrt(r1)
     a, b, c = (1 - s), s * (1 - r2), s * r2
     pts = a[:, None] * tri[pick, 0] + b[:, None] * tri[pick, 1] + c[:, None] * tri[pick, 2]
-    return pts.astype(np.float32)
+    return np.asarray(pts, dtype=np.float32)
 
 
 def _rotation(yaw: float, pitch: float) -> np.ndarray:
     cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-    return rx @ ry
+    return np.asarray(rx @ ry, dtype=np.float64)
 
 
 def render_views(mesh: MeshData, *, size: int = 224, views: int = 3, pitch: float = 0.5) -> list[np.ndarray]:

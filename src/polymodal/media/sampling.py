@@ -26,7 +26,7 @@ def _thumb(frame: np.ndarray, size: int = 32) -> np.ndarray:
     h, w = frame.shape[:2]
     ys = np.linspace(0, h - 1, size).astype(int)
     xs = np.linspace(0, w - 1, size).astype(int)
-    return frame[ys][:, xs].astype(np.float32) / 255.0  # colour kept: red -> blue is a cut
+    return np.asarray(frame[ys][:, xs], dtype=np.float32) / 255.0  # colour kept: red -> blue is a cut
 
 
 def sample_frames(
@@ -51,7 +51,6 @@ def sample_frames(
     """
     if every <= 0:
         raise ConfigError(f"every must be positive, got {every}")
-    count = 0
     if mode == "fixed":
         frames = iter_video_frames(data, uri=uri, fps=1.0 / every, size=size)
     elif mode == "keyframes":
@@ -60,15 +59,15 @@ def sample_frames(
         frames = _scenes(data, uri, threshold=threshold, max_gap=max_gap, size=size)
     else:
         raise ConfigError(f"unknown sampling mode {mode!r}; use 'fixed', 'keyframes' or 'scenes'")
-    for t, frame in frames:
+    for count, (t, frame) in enumerate(frames, 1):
         yield t, frame
-        count += 1
         if max_frames is not None and count >= max_frames:
             return
 
 
-def _scenes(data: bytes | Path, uri: str, *, threshold: float, max_gap: float,
-            size: tuple[int, int] | None) -> Iterator[tuple[float, np.ndarray]]:
+def _scenes(
+    data: bytes | Path, uri: str, *, threshold: float, max_gap: float, size: tuple[int, int] | None
+) -> Iterator[tuple[float, np.ndarray]]:
     last: np.ndarray | None = None
     last_t = -np.inf
     for t, frame in iter_video_frames(data, uri=uri, fps=4.0, size=size):

@@ -54,14 +54,26 @@ class FieldStats:
 
     def to_dict(self) -> dict[str, Any]:
         k, d = self.components.shape
-        return {"d": d, "k": k, "n": self.n, "residual": self.residual, "mean": _enc(self.mean),
-                "components": _enc(self.components), "variances": _enc(self.variances)}
+        return {
+            "d": d,
+            "k": k,
+            "n": self.n,
+            "residual": self.residual,
+            "mean": _enc(self.mean),
+            "components": _enc(self.components),
+            "variances": _enc(self.variances),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FieldStats:
         d, k = int(data["d"]), int(data["k"])
-        return cls(_dec(data["mean"], (d,)), _dec(data["components"], (k, d)), _dec(data["variances"], (k,)),
-                   float(data["residual"]), int(data["n"]))
+        return cls(
+            _dec(data["mean"], (d,)),
+            _dec(data["components"], (k, d)),
+            _dec(data["variances"], (k,)),
+            float(data["residual"]),
+            int(data["n"]),
+        )
 
 
 def fit_stats(vectors: np.ndarray, *, k: int = 32) -> FieldStats:

@@ -24,8 +24,9 @@ class FusedItem:
     parts: Mapping[str, float]
 
 
-def rrf(ranked: Mapping[str, Sequence[tuple[str, float]]], *, k: float = 60.0,
-        weights: Mapping[str, float] | None = None) -> list[FusedItem]:
+def rrf(
+    ranked: Mapping[str, Sequence[tuple[str, float]]], *, k: float = 60.0, weights: Mapping[str, float] | None = None
+) -> list[FusedItem]:
     """Reciprocal rank fusion: ``sum(w / (k + rank))`` over the lists a key appears in.
 
     Each input is a best-first list of ``(key, score)``; the scores are only reported, ranks
@@ -70,8 +71,13 @@ def weighted(ranked: Mapping[str, Sequence[tuple[str, float]]], weights: Mapping
     return _sorted(fused, parts)
 
 
-def fuse(ranked: Mapping[str, Sequence[tuple[str, float]]], *, method: Fusion = "rrf",
-         weights: Mapping[str, float] | None = None, k: float = 60.0) -> list[FusedItem]:
+def fuse(
+    ranked: Mapping[str, Sequence[tuple[str, float]]],
+    *,
+    method: Fusion = "rrf",
+    weights: Mapping[str, float] | None = None,
+    k: float = 60.0,
+) -> list[FusedItem]:
     """Dispatch to :func:`rrf` or :func:`weighted` (equal weights when none are given)."""
     if method == "rrf":
         return rrf(ranked, k=k, weights=weights)

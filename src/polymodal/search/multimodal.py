@@ -132,8 +132,15 @@ class MultiSearch:
         vf = self.store.vector_fields[field]
         return self.store._dim_of(vf) is not None
 
-    def _score(self, doc: Doc, queries: Sequence[QueryVector], stats: Mapping[str, FieldStats],
-               kw: tuple[float, str | None] | None, best_kw: float, text_weight: float) -> Hit:
+    def _score(
+        self,
+        doc: Doc,
+        queries: Sequence[QueryVector],
+        stats: Mapping[str, FieldStats],
+        kw: tuple[float, str | None] | None,
+        best_kw: float,
+        text_weight: float,
+    ) -> Hit:
         parts: dict[str, float] = {}
         total = weights = 0.0
         best_nested: tuple[float, str, tuple[int, ...]] | None = None
@@ -193,8 +200,9 @@ def _max_adjusted(z: float, m: int) -> float:
     return -_NORMAL.inv_cdf(tail)
 
 
-def _best_vector(doc: Doc, path: str, nesting: tuple[str, ...], q: np.ndarray
-                 ) -> tuple[float, tuple[int, ...], int] | None:
+def _best_vector(
+    doc: Doc, path: str, nesting: tuple[str, ...], q: np.ndarray
+) -> tuple[float, tuple[int, ...], int] | None:
     """Highest cosine between ``q`` and the document's vectors at ``path``, where it is, and
     how many vectors competed."""
     best: tuple[float, tuple[int, ...]] | None = None
@@ -207,8 +215,9 @@ def _best_vector(doc: Doc, path: str, nesting: tuple[str, ...], q: np.ndarray
     return None if best is None else (best[0], best[1], count)
 
 
-def _vectors_at(node: Any, parts: list[str], nesting: tuple[str, ...], walked: str,
-                pos: tuple[int, ...]) -> list[tuple[np.ndarray, tuple[int, ...]]]:
+def _vectors_at(
+    node: Any, parts: list[str], nesting: tuple[str, ...], walked: str, pos: tuple[int, ...]
+) -> list[tuple[np.ndarray, tuple[int, ...]]]:
     if node is None:
         return []
     head, rest = parts[0], parts[1:]

@@ -132,7 +132,9 @@ def vector_fields(doc_type: type[Doc], config: StoreConfig) -> dict[str, VectorF
     if isinstance(config.metric, dict):
         unknown = set(config.metric) - set(out)
         if unknown:
-            raise ConfigError(f"metric given for unknown vector field(s) {sorted(unknown)}; vector fields: {sorted(out)}")
+            raise ConfigError(
+                f"metric given for unknown vector field(s) {sorted(unknown)}; vector fields: {sorted(out)}"
+            )
     return out
 
 
@@ -175,7 +177,8 @@ class Store(ABC, Generic[T]):
         for vf in self.vector_fields.values():
             if vf.metric not in self.capabilities.metrics:
                 raise UnsupportedOperation(
-                    f"the {self.backend} backend does not support metric {vf.metric!r}", capability=f"metric:{vf.metric}"
+                    f"the {self.backend} backend does not support metric {vf.metric!r}",
+                    capability=f"metric:{vf.metric}",
                 )
         self._closed = False
 
@@ -239,7 +242,7 @@ class Store(ABC, Generic[T]):
 
     # -- reading -------------------------------------------------------------------------------
     @overload
-    def get(self, ids: str) -> T: ...
+    def get(self, ids: str) -> T: ...  # type: ignore[overload-overlap]
 
     @overload
     def get(self, ids: Sequence[str]) -> DocList[T]: ...
@@ -254,7 +257,7 @@ class Store(ABC, Generic[T]):
 
         self._check_open()
         single = isinstance(ids, str)
-        id_list = [ids] if single else list(ids)  # type: ignore[list-item]
+        id_list: list[str] = [ids] if isinstance(ids, str) else [str(i) for i in ids]
         found = self._get(id_list) if id_list else []
         missing = [i for i, d in zip(id_list, found, strict=True) if d is None]
         if missing:
@@ -390,7 +393,9 @@ class Store(ABC, Generic[T]):
         if not isinstance(text, str) or not text.strip():
             raise ConfigError("the text query is empty: give some words to search for")
         if field is not None and field not in self.text_fields:
-            raise SchemaError(f"{field!r} is not a text-indexed field; text fields: {list(self.text_fields)}", field=field)
+            raise SchemaError(
+                f"{field!r} is not a text-indexed field; text fields: {list(self.text_fields)}", field=field
+            )
         if limit <= 0:
             raise ConfigError(f"limit must be positive, got {limit}")
         if mode not in ("any", "all"):
@@ -502,7 +507,9 @@ class Store(ABC, Generic[T]):
         top = [vf for vf in fitting if not vf.nested]
         if len(top) == 1:
             return top[0]
-        raise ConfigError(f"several vector fields could answer this query; pass field= one of {sorted(self.vector_fields)}")
+        raise ConfigError(
+            f"several vector fields could answer this query; pass field= one of {sorted(self.vector_fields)}"
+        )
 
     def _dim_of(self, vf: VectorField) -> int | None:
         return vf.dim if vf.dim is not None else self._field_dim(vf.path)
@@ -595,9 +602,7 @@ class Store(ABC, Generic[T]):
         exact: bool | None,
     ) -> list[list[Hit]]: ...
 
-    def _text_search(
-        self, text: str, field: str | None, limit: int, where: flt.Filter | None, mode: str
-    ) -> list[Hit]:
+    def _text_search(self, text: str, field: str | None, limit: int, where: flt.Filter | None, mode: str) -> list[Hit]:
         raise UnsupportedOperation(f"the {self.backend} backend does not support text search", capability="text")
 
     @abstractmethod

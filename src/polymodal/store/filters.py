@@ -221,7 +221,7 @@ def matches(f: Filter | None, doc: Any) -> bool:
     values = [v for v in _resolve(doc, f.path.split(".")) if v is not None]
     op, operand = f.op, f.value
     if op == "$exists":
-        return bool(values) == operand
+        return bool(values) is bool(operand)
     if op == "$eq":
         return not values if operand is None else any(_eq(v, operand) for v in values)
     if op == "$ne":

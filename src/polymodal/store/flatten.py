@@ -42,7 +42,7 @@ def _jsonable_other(doc_type: type[Doc], name: str, value: Any) -> Any:
     key = (doc_type, name)
     adapter = _ADAPTERS.get(key)
     if adapter is None:
-        adapter = _ADAPTERS[key] = TypeAdapter(doc_type.model_fields[name].annotation)
+        adapter = _ADAPTERS[key] = TypeAdapter(doc_type.model_fields[name].annotation)  # type: ignore[arg-type]
     return adapter.dump_python(value, mode="json")
 
 

@@ -47,8 +47,9 @@ def build_query(text: str, mode: str) -> str:
     return joiner.join('"' + w.replace('"', "") + '"' for w in words)
 
 
-def insert_texts(conn: sqlite3.Connection, rows: Iterable[tuple[int, str, tuple[int, ...], str]],
-                 table: str = "fts") -> None:
+def insert_texts(
+    conn: sqlite3.Connection, rows: Iterable[tuple[int, str, tuple[int, ...], str]], table: str = "fts"
+) -> None:
     """Index ``(doc_rowid, path, pos, text)`` rows."""
     params = []
     counters: dict[int, int] = {}

@@ -45,7 +45,7 @@ class MemoryStore(Store[T]):
     # -- writes --------------------------------------------------------------------------------
     def _add(self, docs: DocList[T]) -> None:
         with self._lock:
-            rows = []
+            rows: list[tuple[int, str, tuple[int, ...], str]] = []
             for doc in docs:
                 copy = doc.model_copy(deep=True)  # later changes to the caller's doc must not leak in
                 rid = self._rid.get(doc.id)
@@ -105,7 +105,7 @@ class MemoryStore(Store[T]):
         matrix = np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
         if vf.metric == "cosine" and len(matrix):
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-            matrix = matrix / np.where(norms == 0, 1, norms)
+            matrix = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
         self._matrices[vf.path] = (matrix, owners)
         return matrix, owners
 
@@ -117,8 +117,13 @@ class MemoryStore(Store[T]):
             return matrix.copy()
 
     def _vector_search(
-        self, field: VectorField, queries: np.ndarray, limit: int, where: flt.Filter | None,
-        aggregate: Aggregate, exact: bool | None,
+        self,
+        field: VectorField,
+        queries: np.ndarray,
+        limit: int,
+        where: flt.Filter | None,
+        aggregate: Aggregate,
+        exact: bool | None,
     ) -> list[list[Hit]]:
         with self._lock:
             matrix, owners = self._vectors(field)
@@ -146,13 +151,20 @@ class MemoryStore(Store[T]):
 
     def _text_search(self, text: str, field: str | None, limit: int, where: flt.Filter | None, mode: str) -> list[Hit]:
         with self._lock:
-            allowed_sql, params = None, ()
+            allowed_sql: str | None = None
+            params: tuple[str, ...] = ()
             if where is not None:
                 rids = [self._rid[i] for i, d in self._docs.items() if flt.matches(where, d)]
                 allowed_sql = "SELECT value FROM json_each(?)"
                 params = ("[" + ",".join(map(str, rids)) + "]",)
-            found = fts.search_fts(self._fts, fts.build_query(text, mode), limit=limit, field=field,
-                                   allowed_sql=allowed_sql, allowed_params=params)
+            found = fts.search_fts(
+                self._fts,
+                fts.build_query(text, mode),
+                limit=limit,
+                field=field,
+                allowed_sql=allowed_sql,
+                allowed_params=params,
+            )
             hits = []
             for h in found:
                 doc = self._docs[self._by_rid[h.rid]].model_copy(deep=True)

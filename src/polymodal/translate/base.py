@@ -47,8 +47,9 @@ class Translation:
 
     def between(self, start: float, end: float) -> str:
         """The text of the spans that overlap ``[start, end)`` seconds (for segments)."""
-        return " ".join(s.text for s in self.spans if s.start is not None and s.end is not None
-                        and s.start < end and s.end > start)
+        return " ".join(
+            s.text for s in self.spans if s.start is not None and s.end is not None and s.start < end and s.end > start
+        )
 
 
 class Translator(ABC):

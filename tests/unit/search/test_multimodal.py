@@ -21,8 +21,10 @@ def _unit(v):
 def store():
     rng = np.random.default_rng(0)
     s = pm.open("memory://", schema=Item)
-    docs = [Item(id=f"n{i}", name=f"noise {i}", text_vec=rng.normal(size=8), image_vec=rng.normal(size=8))
-            for i in range(60)]
+    docs = [
+        Item(id=f"n{i}", name=f"noise {i}", text_vec=rng.normal(size=8), image_vec=rng.normal(size=8))
+        for i in range(60)
+    ]
     s.add(docs)
     yield s
     s.close()
@@ -34,11 +36,13 @@ def channels():
 
 def test_missing_modality_is_not_scored_as_zero(store):
     t_axis, i_axis = _unit(np.eye(8)[0]), _unit(np.eye(8)[1])
-    store.add([
-        Item(id="both", name="both", text_vec=t_axis, image_vec=i_axis),
-        Item(id="image-only", name="image only", image_vec=i_axis),
-        Item(id="text-only", name="text only", text_vec=t_axis),
-    ])
+    store.add(
+        [
+            Item(id="both", name="both", text_vec=t_axis, image_vec=i_axis),
+            Item(id="image-only", name="image only", image_vec=i_axis),
+            Item(id="text-only", name="text only", text_vec=t_axis),
+        ]
+    )
     ct, ci = channels()
     engine = MultiSearch(store)
     hits = engine.search([QueryVector(ct, t_axis), QueryVector(ci, i_axis)], limit=5)
@@ -93,8 +97,10 @@ def test_best_segment_is_reported():
     target = _unit(rng.normal(size=16))
     segs = [Seg(start=2.0 * k, end=2.0 * k + 2, image_vec=rng.normal(size=16)) for k in range(6)]
     segs[4].image_vec = target
-    s.add([Video(id="v", segments=segs)] + [Video(segments=[Seg(start=0, end=1, image_vec=rng.normal(size=16))])
-                                             for _ in range(20)])
+    s.add(
+        [Video(id="v", segments=segs)]
+        + [Video(segments=[Seg(start=0, end=1, image_vec=rng.normal(size=16))]) for _ in range(20)]
+    )
     hit = MultiSearch(s).search([QueryVector(Channel("segments.image_vec"), target)], limit=1)[0]
     assert hit.id == "v"
     assert (hit.match.start, hit.match.end) == (8.0, 10.0)
