@@ -212,23 +212,31 @@ class Store(ABC, Generic[T]):
         return rows
 
     def _check_dims(self, docs: Sequence[Doc]) -> None:
-        """Fix the dimension of un-sized ``Vector`` fields on first use and hold them to it."""
+        """Fix the dimension of un-sized ``Vector`` fields on first use and hold them to it.
+
+        The whole batch is checked before a first dimension is recorded, so a rejected batch
+        fixes nothing.
+        """
+        new: dict[str, int] = {}
         for vf in self.vector_fields.values():
             if vf.dim is not None:
                 continue
-            seen = self._field_dim(vf.path)
+            stored = self._field_dim(vf.path)
+            seen = stored
             for doc in docs:
                 for vec in _values_at(doc, vf.path.split(".")):
                     if seen is None:
                         seen = len(vec)
-                        self._set_field_dim(vf.path, seen)
                     elif len(vec) != seen:
-                        raise SchemaError(
-                            f"{vf.path}: expected dimension {seen} (the store's), got {len(vec)}", field=vf.path
-                        )
+                        whose = "the store's" if stored is not None else "the batch's first vector's"
+                        raise SchemaError(f"{vf.path}: expected dimension {seen} ({whose}), got {len(vec)}", field=vf.path)
+            if stored is None and seen is not None:
+                new[vf.path] = seen
+        for path, dim in new.items():
+            self._set_field_dim(path, dim)
 
     def _field_dim(self, path: str) -> int | None:
-        value = self.get_setting(f"dim:{path}")
+        value = self._get_setting(f"dim:{path}")  # internal: also used while closing
         return int(value) if value is not None else None
 
     def _set_field_dim(self, path: str, dim: int) -> None:
@@ -453,6 +461,7 @@ class Store(ABC, Generic[T]):
     # -- settings (embedder configs and other small facts saved with the store) ----------------
     def get_setting(self, key: str) -> Any:
         """A JSON value saved with :meth:`set_setting`, or None."""
+        self._check_open()
         return self._get_setting(key)
 
     def set_setting(self, key: str, value: Any) -> None:

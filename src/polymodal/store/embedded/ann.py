@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ class AnnIndex:
         self.matrix = np.zeros((capacity, dim), np.float32)
         self.valid = np.zeros(capacity, bool)
         self.owner = np.zeros(capacity, np.int64)  # the document (row id) each slot belongs to
+        self.labeled = np.zeros(capacity, bool)  # slots ever added to the graph (deleted or not)
         self.pos: list[str] = [""] * capacity  # the sub-document position ("3" or "3.1") of each slot
         self.count = 0
         self._hnsw = self._new_hnsw(capacity)
@@ -67,8 +69,10 @@ class AnnIndex:
         valid[: self.capacity] = self.valid
         owner = np.zeros(new_cap, np.int64)
         owner[: self.capacity] = self.owner
+        labeled = np.zeros(new_cap, bool)
+        labeled[: self.capacity] = self.labeled
         self.pos.extend([""] * (new_cap - self.capacity))
-        self.matrix, self.valid, self.owner = matrix, valid, owner
+        self.matrix, self.valid, self.owner, self.labeled = matrix, valid, owner, labeled
         self._hnsw.resize_index(new_cap)
 
     def prepare(self, vectors: np.ndarray) -> np.ndarray:
@@ -76,7 +80,7 @@ class AnnIndex:
         arr = np.asarray(vectors, dtype=np.float32)
         if self.metric == "cosine" and len(arr):
             norms = np.linalg.norm(arr, axis=1, keepdims=True)
-            arr = arr / np.where(norms == 0, 1, norms)
+            arr = np.asarray(arr / np.where(norms == 0, 1, norms), dtype=np.float32)
         return np.ascontiguousarray(arr, dtype=np.float32)
 
     def set(self, slots: np.ndarray, vectors: np.ndarray, owners: Sequence[int], positions: Sequence[str]) -> None:
@@ -87,8 +91,15 @@ class AnnIndex:
         arr = self.prepare(vectors)
         self._grow(int(slots.max()) + 1)
         fresh = ~self.valid[slots]
-        # hnswlib revives a deleted label that is added again (replace_deleted stays off)
-        self._hnsw.add_items(arr, slots, num_threads=min(2, os.cpu_count() or 1))
+        # A label already in the graph (a live slot overwritten, or a freed one reused; hnswlib
+        # revives deleted labels, replace_deleted stays off) is an update, and hnswlib's updates
+        # run in parallel can leave a node that no search reaches: those go one thread.
+        known = self.labeled[slots]
+        if known.any():
+            self._hnsw.add_items(arr[known], slots[known], num_threads=1)
+        if not known.all():
+            self._hnsw.add_items(arr[~known], slots[~known], num_threads=min(2, os.cpu_count() or 1))
+        self.labeled[slots] = True
         self.matrix[slots] = arr
         self.owner[slots] = np.asarray(owners, dtype=np.int64)
         for slot, p in zip(slots.tolist(), positions, strict=True):
@@ -137,7 +148,9 @@ class AnnIndex:
             out.append((cand[top], scores[top].astype(np.float64)))
         return out
 
-    def _ann(self, queries: np.ndarray, k: int, allowed: np.ndarray | None, ef: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _ann(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None, ef: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         self._hnsw.set_ef(max(ef, k))
         filt = None
         if allowed is not None:
@@ -155,7 +168,8 @@ class AnnIndex:
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, directory: Path, stem: str) -> dict[str, Any]:
-        """Write the graph and matrix under ``stem``; returns the manifest entry."""
+        """Write the graph and matrix under ``stem``; returns the manifest entry, with the size
+        and CRC-32 of each file so that :meth:`load` can refuse damaged ones."""
         high = int(np.flatnonzero(self.valid)[-1]) + 1 if self.count else 0
         graph = directory / f"{stem}.hnsw"
         matrix = directory / f"{stem}.npy"
@@ -171,31 +185,71 @@ class AnnIndex:
                 fh.flush()
                 os.fsync(fh.fileno())
         _fsync_path(graph)
+        files = (graph, matrix, valid, owner, pos)
         return {"graph": graph.name, "matrix": matrix.name, "valid": valid.name, "owner": owner.name,
                 "pos": pos.name, "dim": self.dim,
-                "metric": self.metric, "m": self.m, "ef_construction": self.ef_construction, "count": self.count}
+                "metric": self.metric, "m": self.m, "ef_construction": self.ef_construction, "count": self.count,
+                "digests": {p.name: _file_digest(p) for p in files}}
 
     @classmethod
     def load(cls, directory: Path, entry: dict[str, Any]) -> AnnIndex:
-        """Load an index saved by :meth:`save` (raises OSError/ValueError if files are bad)."""
+        """Load an index saved by :meth:`save`.
+
+        Raises:
+            ValueError: a file is missing from the entry's digests, has another size or CRC,
+                or the arrays disagree with each other or with the entry; OSError: a file is
+                unreadable. Both mean: rebuild from the database.
+        """
         self = cls.__new__(cls)
         self.dim, self.metric = int(entry["dim"]), str(entry["metric"])
         self.m, self.ef_construction = int(entry["m"]), int(entry["ef_construction"])
-        matrix = np.load(directory / entry["matrix"])
-        valid = np.load(directory / entry["valid"])
-        capacity = max(1024, math.ceil(len(matrix) * 1.25))
-        self.matrix = np.zeros((capacity, self.dim), np.float32)
-        self.matrix[: len(matrix)] = matrix
-        self.valid = np.zeros(capacity, bool)
-        self.valid[: len(valid)] = valid
-        self.owner = np.zeros(capacity, np.int64)
-        self.owner[: len(valid)] = np.load(directory / entry["owner"])
-        self.pos = [str(p) for p in np.load(directory / entry["pos"])] + [""] * (capacity - len(valid))
-        self.count = int(np.count_nonzero(valid))
+        digests = entry["digests"]
+
+        def check(name: str, digest: list[int]) -> None:
+            if name not in digests or list(digests[name]) != digest:
+                raise ValueError(f"checkpoint file {name} is damaged (size or CRC differs from the manifest)")
+
+        def read(role: str) -> np.ndarray:
+            path = directory / str(entry[role])  # files are never rewritten: checked, then loaded
+            check(path.name, _file_digest(path))
+            return np.asarray(np.load(path, allow_pickle=False))
+
+        arrays = [read(role) for role in ("matrix", "valid", "owner", "pos")]
+        matrix, valid, owner, pos = arrays
+        n = len(valid)
+        if (matrix.shape != (n, self.dim) or valid.dtype != bool or owner.shape != (n,) or pos.shape != (n,)
+                or int(np.count_nonzero(valid)) != int(entry["count"])):
+            raise ValueError("checkpoint arrays disagree with each other or with the manifest")
+        # hnswlib trusts its file: a damaged graph loads silently and can crash a later query
+        check(str(entry["graph"]), _file_digest(directory / str(entry["graph"])))
         index = _hnswlib().Index(space="l2" if self.metric == "l2" else "ip", dim=self.dim)
-        index.load_index(str(directory / entry["graph"]), max_elements=capacity)
+        index.load_index(str(directory / entry["graph"]), max_elements=max(1024, math.ceil(n * 1.25)))
+        # the graph keeps the capacity it was saved with, which is larger than the arrays when the
+        # last slots were freed; the arrays follow it, as hnswlib cannot shrink below its labels
+        capacity = max(1024, math.ceil(n * 1.25), int(index.get_max_elements()))
+        self.matrix = np.zeros((capacity, self.dim), np.float32)
+        self.matrix[:n] = matrix
+        self.valid = np.zeros(capacity, bool)
+        self.valid[:n] = valid
+        self.owner = np.zeros(capacity, np.int64)
+        self.owner[:n] = owner
+        self.pos = [str(p) for p in pos] + [""] * (capacity - n)
+        self.count = int(np.count_nonzero(valid))
+        self.labeled = np.zeros(capacity, bool)
+        self.labeled[np.asarray(index.get_ids_list(), dtype=np.int64)] = True
+        index.resize_index(capacity)
         self._hnsw = index
         return self
+
+
+def _file_digest(path: Path) -> list[int]:
+    """[size, CRC-32] of a checkpoint file, read in chunks (graphs and matrices can be large)."""
+    size, crc = 0, 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            size += len(chunk)
+            crc = zlib.crc32(chunk, crc)
+    return [size, crc]
 
 
 def _fsync_path(path: Path) -> None:

@@ -85,6 +85,7 @@ class _Builder:
         if pred is not None:
             where.append(pred)
         self.params.extend(params)
+        # every piece is built here from schema paths and placeholders; values go in params
         return f"EXISTS (SELECT 1 FROM {', '.join([*sources, leaf])} WHERE {' AND '.join(where)})"
 
     def _sources(self, path: str) -> tuple[list[str], tuple[str, list[str]]]:

@@ -5,9 +5,14 @@ entries together); when it returns, the data survives ``kill -9``. Vector indexe
 memory, are updated after each commit, are saved at checkpoints, and on open are caught up
 from the change log, so a crash between a commit and a checkpoint loses nothing.
 
-Concurrency: readers in any process read consistent snapshots (WAL) and catch their vector
-indexes up before each vector search; writers from any process take a file lock per write,
-so a second writer waits (up to ``lock_timeout``) and never interleaves.
+Checkpoint files carry their size and CRC in the manifest and get fresh names each time; a
+checkpoint that is damaged, missing, or ahead of the database is ignored and the index rebuilt
+from the database, which stays the only source of truth.
+
+Concurrency: each read call (get, search, text search, one batch of iteration) runs in one
+read snapshot (WAL), in which vector indexes are first caught up; writers from any process
+take a file lock per write, so a second writer waits (up to ``lock_timeout``) and never
+interleaves. Opening an existing store takes no lock, so it never waits for a writer.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import sqlite3
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,31 +63,65 @@ class EmbeddedStore(Store[T]):
         **options: Any,
     ) -> None:
         self.path = Path(path).expanduser()
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"{self.path} is not a directory; a store is a directory")
         db_path = self.path / db.DB_NAME
-        exists = db_path.exists()
-        if not exists:
+        if not db_path.exists():
             if doc_type is None:
                 raise ConfigError(f"no polymodal store at {self.path}; pass schema=MyDoc to create one there")
             if self.path.exists() and any(self.path.iterdir()):
                 raise ConfigError(f"{self.path} is a non-empty directory that is not a polymodal store")
+            _check_new(doc_type, options)  # bad options leave no directory behind
             self.path.mkdir(parents=True, exist_ok=True)
         self._write_lock = db.WriteLock(self.path, timeout=lock_timeout)
         self._conn = db.connect(db_path, durability=options.get("durability", "normal"))
-        with self._write_lock:
-            if not _has_meta(self._conn) or db.get_meta(self._conn, "format") is None:
-                if doc_type is None:  # a creation that died before its first commit
-                    raise ConfigError(f"the store at {self.path} was never completed; pass schema= to create it")
-                doc_type, config = self._create(doc_type, options)
-            else:
-                doc_type, config = self._open_existing(doc_type, options)
-        super().__init__(doc_type, config)
-        self._conn.execute(f"PRAGMA synchronous = {'FULL' if config.durability == 'full' else 'NORMAL'}")
-        self._field_ids: dict[str, int] = db.get_meta(self._conn, "fields")
+        try:
+            doc_type, config = self._open_or_create(doc_type, options)
+            super().__init__(doc_type, config)
+            self._conn.execute(f"PRAGMA synchronous = {'FULL' if config.durability == 'full' else 'NORMAL'}")
+            self._field_ids: dict[str, int] = db.get_meta(self._conn, "fields")
+            self._drop_manifest_ahead()
+        except BaseException:
+            self._conn.close()
+            raise
         self._field_paths = {fid: path for path, fid in self._field_ids.items()}
         self._lock = threading.RLock()
         self._indexes: dict[int, AnnIndex] = {}
         self._applied: dict[int, int] = {}
         self._dirty = False
+
+    def _open_or_create(self, doc_type: type[T] | None, options: dict[str, Any]) -> tuple[type[T], StoreConfig]:
+        """Open a complete store without the write lock (so opening never waits for a writer);
+        create one, or finish one whose creation died, under it."""
+        if _is_complete(self._conn):
+            return self._open_existing(doc_type, options)
+        with self._write_lock:
+            if _is_complete(self._conn):  # another process created it meanwhile
+                return self._open_existing(doc_type, options)
+            if doc_type is None:  # a creation that died before its first commit
+                raise ConfigError(f"the store at {self.path} was never completed; pass schema= to create it")
+            foreign = _foreign_tables(self._conn)
+            if foreign:
+                raise ConfigError(
+                    f"{self.path / db.DB_NAME} is a database of another application (tables {foreign}), "
+                    "not a polymodal store"
+                )
+            return self._create(doc_type, options)
+
+    def _drop_manifest_ahead(self) -> None:
+        """Remove a vector checkpoint that is newer than the database.
+
+        A checkpoint is written only after the changes it holds are committed, so one ahead of
+        the database means commits were lost (a power cut under ``durability="normal"``, a
+        restored backup): replaying the log from it would skip the new changes that reuse those
+        sequence numbers. The manifest is read before the sequence number, so a checkpoint
+        made concurrently by another process is never mistaken for one.
+        """
+        seq = self._manifest().get("seq")
+        if seq is not None and seq > db.last_seq(self._conn):
+            with self._write_lock, contextlib.suppress(FileNotFoundError):
+                if self._manifest().get("seq") == seq:
+                    (self.path / "ann" / _MANIFEST).unlink()
 
     # -- creation and reopening ----------------------------------------------------------------
     def _create(self, doc_type: type[T] | None, options: dict[str, Any]) -> tuple[type[T], StoreConfig]:
@@ -99,14 +140,13 @@ class EmbeddedStore(Store[T]):
             db.set_meta(self._conn, "fields", fields)
             db.set_meta(self._conn, "trimmed_upto", 0)
             for name in indexed_fields(doc_type):
-                self._conn.execute(
-                    f'CREATE INDEX IF NOT EXISTS "docs_f_{name}" ON docs(json_extract(body, {_sql_str(_json_path([name]))}))'
-                )
+                expr = f"json_extract(body, {_sql_str(_json_path([name]))})"
+                self._conn.execute(f'CREATE INDEX IF NOT EXISTS "docs_f_{name}" ON docs({expr})')
         return doc_type, config
 
     def _open_existing(self, doc_type: type[T] | None, options: dict[str, Any]) -> tuple[type[T], StoreConfig]:
         version = db.get_meta(self._conn, "format")
-        if version > db.FORMAT_VERSION:
+        if not isinstance(version, int) or version > db.FORMAT_VERSION:
             raise ConfigError(
                 f"the store at {self.path} has format version {version}; this polymodal reads up to "
                 f"{db.FORMAT_VERSION}: upgrade polymodal"
@@ -160,7 +200,8 @@ class EmbeddedStore(Store[T]):
                 conn.executemany("INSERT INTO docs(rid, id, body) VALUES (?, ?, ?)", inserts)
                 conn.executemany("UPDATE docs SET body = ? WHERE rid = ?", updates)
                 written = self._write_vectors(rids, flats)
-                fts.insert_texts(conn, ((rid, p, pos, t) for rid, f in zip(rids, flats, strict=True) for p, pos, t in f.texts))
+                texts = ((rid, p, pos, t) for rid, f in zip(rids, flats, strict=True) for p, pos, t in f.texts)
+                fts.insert_texts(conn, texts)
                 changed = [k for k, _ in freed] + [w[0] for w in written]
                 conn.executemany("INSERT INTO changes(key) VALUES (?)", [(k,) for k in changed])
                 seq = db.last_seq(conn)
@@ -223,42 +264,80 @@ class EmbeddedStore(Store[T]):
 
     def _apply_local(self, freed: list[tuple[int, int]], written: list[tuple[int, int, str, np.ndarray]],
                      before: int, seq: int) -> None:
-        """Mirror a committed write into the loaded indexes (when they were current)."""
-        for fid, index in self._indexes.items():
+        """Mirror a committed write into the loaded indexes (when they were current).
+
+        The write is committed when this runs, so it must not fail: an index that cannot take
+        the change (one built before its field's dimension was known, say) is dropped and
+        rebuilt from the database on next use.
+        """
+        for fid, index in list(self._indexes.items()):
             if self._applied.get(fid) != before:
                 continue  # behind already: the next sync replays the log instead
             lo = fid << db.FIELD_SHIFT
             mask = (1 << db.FIELD_SHIFT) - 1
-            gone = np.array([k & mask for k, _ in freed if k >> db.FIELD_SHIFT == fid], dtype=np.int64)
-            index.remove(gone)
-            mine = [w for w in written if w[0] >> db.FIELD_SHIFT == fid]
-            if mine:
-                slots = np.array([k - lo for k, _, _, _ in mine], dtype=np.int64)
-                index.set(slots, np.stack([w[3] for w in mine]), [w[1] for w in mine], [w[2] for w in mine])
+            try:
+                gone = np.array([k & mask for k, _ in freed if k >> db.FIELD_SHIFT == fid], dtype=np.int64)
+                index.remove(gone)
+                mine = [w for w in written if w[0] >> db.FIELD_SHIFT == fid]
+                if mine:
+                    slots = np.array([k - lo for k, _, _, _ in mine], dtype=np.int64)
+                    index.set(slots, np.stack([w[3] for w in mine]), [w[1] for w in mine], [w[2] for w in mine])
+            except Exception:  # noqa: BLE001 - any failure: forget the index, the database has it all
+                del self._indexes[fid]
+                self._applied.pop(fid, None)
+                continue
             self._applied[fid] = seq
 
     # -- vector indexes: load, catch up, checkpoint --------------------------------------------
-    def _index(self, fid: int) -> AnnIndex:
-        """The field's index, loaded and caught up with every committed change."""
-        index = self._indexes.get(fid)
-        trimmed = int(db.get_meta(self._conn, "trimmed_upto", 0))
-        if index is None or self._applied[fid] < trimmed:
-            index = self._load_index(fid)
-        self._catch_up(fid, index)
-        return index
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction (reentrant), so that several SELECTs see one committed state.
 
-    def _load_index(self, fid: int) -> AnnIndex:
+        Without it a reader could take a document's body from one version and its vectors from
+        the next, score a slot and then load whichever document got that row id since, or
+        replay a change log that a checkpoint in another process trimmed in between.
+        """
+        if self._conn.in_transaction:
+            yield
+            return
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._conn.execute("COMMIT")
+
+    def _index(self, fid: int) -> AnnIndex:
+        """The field's index, loaded and caught up with every change committed before this
+        read snapshot."""
+        with self._snapshot():
+            index = self._indexes.get(fid)
+            trimmed = int(db.get_meta(self._conn, "trimmed_upto", 0))
+            dim = self._dim_of(self.vector_fields[self._field_paths[fid]])
+            if index is None or self._applied[fid] < trimmed or (dim is not None and index.dim != dim):
+                index = self._load_index(fid, trimmed, dim)
+            self._catch_up(fid, index)
+            return index
+
+    def _load_index(self, fid: int, trimmed: int, dim: int | None) -> AnnIndex:
+        """Load the field's checkpoint, or rebuild from the database when there is none that
+        fits: missing, damaged, of another dimension or metric, or not between the trimmed
+        log and the snapshot's last change (so the log replays exactly what it lacks)."""
         manifest = self._manifest()
         entry = manifest.get("fields", {}).get(str(fid)) if manifest else None
         index: AnnIndex | None = None
-        if entry is not None:
+        seq = int(manifest.get("seq", -1))
+        if isinstance(entry, dict) and trimmed <= seq <= db.last_seq(self._conn):
             try:
                 index = AnnIndex.load(self.path / "ann", entry)
-                self._applied[fid] = int(manifest["seq"])
-            except (OSError, ValueError, RuntimeError):
-                index = None  # a damaged or vanished checkpoint: rebuild from the database
+            except Exception:  # noqa: BLE001 - whatever is wrong with a cache, rebuild it
+                index = None
+            vf = self.vector_fields[self._field_paths[fid]]
+            if index is not None and (index.dim != dim or index.metric != vf.metric):
+                index = None
         if index is None:
             index = self._build_index(fid)
+        else:
+            self._applied[fid] = seq
         self._indexes[fid] = index
         return index
 
@@ -266,46 +345,43 @@ class EmbeddedStore(Store[T]):
         vf = self.vector_fields[self._field_paths[fid]]
         dim = self._dim_of(vf) or 1
         lo, hi = fid << db.FIELD_SHIFT, (fid + 1) << db.FIELD_SHIFT
-        self._conn.execute("BEGIN")
-        try:
+        with self._snapshot():
             seq = db.last_seq(self._conn)
-            count = self._conn.execute("SELECT COUNT(*) FROM vectors WHERE key >= ? AND key < ?", (lo, hi)).fetchone()[0]
+            count = self._conn.execute(
+                "SELECT COUNT(*) FROM vectors WHERE key >= ? AND key < ?", (lo, hi)).fetchone()[0]
             index = AnnIndex(dim, vf.metric, m=self.config.hnsw_m, ef_construction=self.config.hnsw_ef_construction,
                              capacity=max(1024, count))
             cur = self._conn.execute(
                 "SELECT key, rid, pos, vec FROM vectors WHERE key >= ? AND key < ? ORDER BY key", (lo, hi))
             while batch := cur.fetchmany(20_000):
                 _set_rows(index, batch, lo, dim)
-        finally:
-            self._conn.execute("COMMIT")
         self._applied[fid] = seq
         return index
 
     def _catch_up(self, fid: int, index: AnnIndex) -> None:
-        if db.last_seq(self._conn) == self._applied[fid]:
-            return
-        lo, hi = fid << db.FIELD_SHIFT, (fid + 1) << db.FIELD_SHIFT
-        dim = index.dim
-        self._conn.execute("BEGIN")  # one snapshot for the sequence number and the rows
-        try:
+        with self._snapshot():  # one snapshot for the sequence number and the rows
             seq = db.last_seq(self._conn)
             after = self._applied[fid]
+            if seq == after:
+                return
+            lo, hi = fid << db.FIELD_SHIFT, (fid + 1) << db.FIELD_SHIFT
             present = self._conn.execute(
                 "SELECT v.key, v.rid, v.pos, v.vec FROM vectors v JOIN (SELECT DISTINCT key FROM changes WHERE seq > ? "
                 "AND key >= ? AND key < ?) c ON v.key = c.key", (after, lo, hi)).fetchall()
             absent = self._conn.execute(
                 "SELECT DISTINCT c.key FROM changes c LEFT JOIN vectors v ON v.key = c.key "
                 "WHERE c.seq > ? AND c.key >= ? AND c.key < ? AND v.key IS NULL", (after, lo, hi)).fetchall()
-        finally:
-            self._conn.execute("COMMIT")
         index.remove(np.array([k - lo for (k,) in absent], dtype=np.int64))
-        _set_rows(index, present, lo, dim)
+        _set_rows(index, present, lo, index.dim)
         self._applied[fid] = seq
 
     def _manifest(self) -> dict[str, Any]:
+        """The checkpoint manifest, or {} when it is missing or not one (a cache: never fatal)."""
         try:
-            data: dict[str, Any] = json.loads((self.path / "ann" / _MANIFEST).read_text())
+            data = json.loads((self.path / "ann" / _MANIFEST).read_text())
         except (OSError, ValueError):
+            return {}
+        if not (isinstance(data, dict) and type(data.get("seq")) is int and isinstance(data.get("fields"), dict)):
             return {}
         return data
 
@@ -321,9 +397,12 @@ class EmbeddedStore(Store[T]):
         ann_dir.mkdir(exist_ok=True)
         seq = db.last_seq(self._conn)
         entries = {}
-        for fid in self._field_paths:
+        for fid, path in self._field_paths.items():
+            if self._dim_of(self.vector_fields[path]) is None:
+                continue  # no vector yet: nothing to save, and its dimension is still open
             index = self._index(fid)
-            entries[str(fid)] = index.save(ann_dir, f"{fid}-{seq}")
+            # a fresh name per checkpoint: never rewrite the files the current manifest names
+            entries[str(fid)] = index.save(ann_dir, f"{fid}-{seq}-{secrets.token_hex(4)}")
         manifest = {"seq": seq, "fields": entries}
         tmp = ann_dir / (_MANIFEST + ".tmp")
         with open(tmp, "w") as fh:
@@ -335,7 +414,7 @@ class EmbeddedStore(Store[T]):
         with db.transaction(self._conn):
             self._conn.execute("DELETE FROM changes WHERE seq <= ?", (seq,))
             db.set_meta(self._conn, "trimmed_upto", seq)
-        keep = {_MANIFEST} | {e[k] for e in entries.values() for k in ("graph", "matrix", "valid", "owner", "pos")}
+        keep = {_MANIFEST} | {name for e in entries.values() for name in e["digests"]}
         for stale in ann_dir.iterdir():
             if stale.name not in keep:
                 with contextlib.suppress(OSError):
@@ -343,27 +422,46 @@ class EmbeddedStore(Store[T]):
         self._dirty = False
 
     def _maybe_checkpoint(self, seq: int) -> None:
+        """Checkpoint when the log is long; a failure here (a full disk) must not fail the
+        write that triggered it, which is committed: it is reported as a warning."""
         if not self._indexes:
             return  # indexes not loaded here: the next reader (or close) builds them
         backlog = seq - int(self._manifest().get("seq", 0))
         live = sum(ix.count for ix in self._indexes.values())
         if backlog > max(20_000, live // 4):
-            self._checkpoint()
+            try:
+                self._checkpoint()
+            except (OSError, sqlite3.Error) as exc:
+                warnings.warn(f"polymodal: automatic checkpoint of {self.path} failed: {exc}", RuntimeWarning,
+                              stacklevel=4)
+
+    def _set_field_dim(self, path: str, dim: int) -> None:
+        """Fix a field's dimension once, under the write lock, so two processes adding the
+        first vectors of different sizes cannot both win."""
+        with self._lock, self._write_lock, db.transaction(self._conn):
+            stored = db.get_meta(self._conn, f"setting:dim:{path}")
+            if stored is not None and int(stored) != dim:
+                raise SchemaError(f"{path}: expected dimension {stored} (the store's), got {dim}", field=path)
+            db.set_meta(self._conn, f"setting:dim:{path}", dim)
 
     # -- reads ---------------------------------------------------------------------------------
     def _load(self, rids: Sequence[int]) -> dict[int, T]:
         """Documents by rowid, with their vectors put back."""
         if not rids:
             return {}
-        bodies = {rid: orjson.loads(body) for rid, body in _select_in(self._conn, "SELECT rid, body FROM docs WHERE rid IN ({})", list(rids))}
-        for rid, key, pos, vec in _select_in(self._conn, "SELECT rid, key, pos, vec FROM vectors WHERE rid IN ({})", list(rids)):
+        rows = _select_in(self._conn, "SELECT rid, body FROM docs WHERE rid IN ({})", list(rids))
+        bodies = {rid: orjson.loads(body) for rid, body in rows}
+        for rid, key, pos, vec in _select_in(
+            self._conn, "SELECT rid, key, pos, vec FROM vectors WHERE rid IN ({})", list(rids)
+        ):
             path = self._field_paths[key >> db.FIELD_SHIFT]
             positions = tuple(int(p) for p in pos.split(".")) if pos else ()
-            set_at(bodies[rid], path, self.vector_fields[path].nesting, positions, np.frombuffer(vec, dtype="<f4").copy())
+            vector = np.frombuffer(vec, dtype="<f4").copy()
+            set_at(bodies[rid], path, self.vector_fields[path].nesting, positions, vector)
         return {rid: self.doc_type.from_dict(body) for rid, body in bodies.items()}  # type: ignore[misc]
 
     def _get(self, ids: list[str]) -> list[T | None]:
-        with self._lock:
+        with self._lock, self._snapshot():
             found = dict(_select_in(self._conn, "SELECT id, rid FROM docs WHERE id IN ({})", ids))
             docs = self._load(list(found.values()))
             return [docs.get(found[i]) if i in found else None for i in ids]
@@ -371,12 +469,13 @@ class EmbeddedStore(Store[T]):
     def _count(self, where: flt.Filter | None) -> int:
         sql, params = to_sql(where, self.doc_type)
         with self._lock:
+            # sqlfilter builds the condition from schema paths and placeholders; values are params
             return int(self._conn.execute(f"SELECT COUNT(*) FROM docs WHERE {sql}", params).fetchone()[0])
 
     def _iter(self, batch_size: int) -> Iterator[list[T]]:
         last = 0
         while True:
-            with self._lock:
+            with self._lock, self._snapshot():
                 rids = [r for (r,) in self._conn.execute(
                     "SELECT rid FROM docs WHERE rid > ? ORDER BY rid LIMIT ?", (last, batch_size))]
                 if not rids:
@@ -390,7 +489,7 @@ class EmbeddedStore(Store[T]):
         aggregate: Aggregate, exact: bool | None,
     ) -> list[list[Hit]]:
         fid = self._field_ids[field.path]
-        with self._lock:
+        with self._lock, self._snapshot():
             index = self._index(fid)
             allowed = None
             if where is not None:
@@ -416,7 +515,7 @@ class EmbeddedStore(Store[T]):
     def _rank(self, index: AnnIndex, q: np.ndarray, limit: int, allowed: np.ndarray | None, n_allowed: int,
               nested: bool, aggregate: str, exact: bool | None) -> list[tuple[int, float, str]]:
         """Best documents for one query: (rid, score, position of the best sub-document)."""
-        search = {"allowed": allowed, "exact": exact, "ef": self.config.ef_search,
+        search: dict[str, Any] = {"allowed": allowed, "exact": exact, "ef": self.config.ef_search,
                   "exact_threshold": self.config.exact_threshold}
         if not nested:
             slots, scores = index.search(q[None], limit, **search)[0]
@@ -452,11 +551,12 @@ class EmbeddedStore(Store[T]):
         return mask
 
     def _text_search(self, text: str, field: str | None, limit: int, where: flt.Filter | None, mode: str) -> list[Hit]:
-        allowed_sql, params = None, []
+        allowed_sql: str | None = None
+        params: list[Any] = []
         if where is not None:
             sql, params = to_sql(where, self.doc_type)
             allowed_sql = f"SELECT rid FROM docs WHERE {sql}"
-        with self._lock:
+        with self._lock, self._snapshot():
             found = fts.search_fts(self._conn, fts.build_query(text, mode), limit=limit, field=field,
                                    allowed_sql=allowed_sql, allowed_params=params)
             docs = self._load([h.rid for h in found])
@@ -504,8 +604,28 @@ def _config(options: dict[str, Any]) -> StoreConfig:
         raise ConfigError(f"store option {name!r}: {first['msg']}", option=name) from None
 
 
-def _has_meta(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is not None
+def _is_complete(conn: sqlite3.Connection) -> bool:
+    """Whether the database holds a store whose creation committed (it has a format)."""
+    has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+    return has_meta is not None and db.get_meta(conn, "format") is not None
+
+
+_OWN_TABLES = ("meta", "docs", "vectors", "free_slots", "changes", "fts")
+
+
+def _foreign_tables(conn: sqlite3.Connection) -> list[str]:
+    """Tables that no polymodal store makes (a store.db of another application)."""
+    names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return sorted(n for n in names if n not in _OWN_TABLES and not n.startswith(("fts_", "sqlite_")))
+
+
+def _check_new(doc_type: type[Doc], options: dict[str, Any]) -> None:
+    """Raise the ConfigError/SchemaError that creating a store would, before anything is written."""
+    from polymodal.store.base import text_paths, vector_fields
+
+    config = _config(options)
+    vector_fields(doc_type, config)
+    text_paths(doc_type, config)
 
 
 def _select_in(conn: sqlite3.Connection, sql: str, values: Sequence[Any], chunk: int = 900) -> list[Any]:
