@@ -410,3 +410,32 @@ def test_unsized_vector_fixes_dimension_on_first_add(make_store):
     assert s.search([0, 1, 0], limit=1)[0].id == "b"
     with pytest.raises(pm.SchemaError):
         s.search([0, 1], limit=1)
+
+
+def test_scan_reads_plain_fields(store):
+    """scan() yields the requested top-level fields of every (matching) document, with id."""
+    clips = {c.id: c for c in make_clips()}
+    rows = list(store.scan(["title", "year", "draft", "rating"]))
+    assert len(rows) == len(clips)
+    for row in rows:
+        c = clips[row["id"]]
+        assert row == {"id": c.id, "title": c.title, "year": c.year, "draft": c.draft, "rating": c.rating}
+        assert type(row["draft"]) is bool
+    some = list(store.scan(["title"], where={"year": {"$lt": 1995}}))
+    assert {r["id"] for r in some} == {c.id for c in clips.values() if c.year < 1995}
+    nested = list(store.scan(["tags"]))
+    assert {r["id"]: r["tags"] for r in nested} == {c.id: c.tags for c in clips.values()}
+    with pytest.raises(pm.SchemaError):
+        list(store.scan(["nope"]))
+
+
+def test_sample_vectors_are_the_stored_ones(store):
+    """sample_vectors() returns stored vectors as scored (unit length for cosine)."""
+    clips = make_clips()
+    want = np.stack([c.embedding / np.linalg.norm(c.embedding) for c in clips if c.embedding is not None])
+    got = store.sample_vectors("embedding", n=1000)
+    assert got.shape == want.shape
+    assert np.allclose(np.sort(got, axis=0), np.sort(want, axis=0), atol=1e-6)
+    few = store.sample_vectors("segments.embedding", n=5)
+    assert few.shape == (5, 8)
+    assert np.allclose(np.linalg.norm(few, axis=1), 1, atol=1e-5)

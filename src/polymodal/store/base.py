@@ -229,7 +229,9 @@ class Store(ABC, Generic[T]):
                         seen = len(vec)
                     elif len(vec) != seen:
                         whose = "the store's" if stored is not None else "the batch's first vector's"
-                        raise SchemaError(f"{vf.path}: expected dimension {seen} ({whose}), got {len(vec)}", field=vf.path)
+                        raise SchemaError(
+                            f"{vf.path}: expected dimension {seen} ({whose}), got {len(vec)}", field=vf.path
+                        )
             if stored is None and seen is not None:
                 new[vf.path] = seen
         for path, dim in new.items():

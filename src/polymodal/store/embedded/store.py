@@ -571,6 +571,39 @@ class EmbeddedStore(Store[T]):
         return hits
 
     # -- settings and lifecycle ----------------------------------------------------------------
+    def _sample_vectors(self, field: VectorField, n: int, seed: int) -> np.ndarray:
+        """Straight from the field's in-memory matrix (already unit length for cosine)."""
+        fid = self._field_ids[field.path]
+        if self._dim_of(field) is None:
+            return np.zeros((0, 0), np.float32)
+        with self._lock:
+            index = self._index(fid)
+            live = np.flatnonzero(index.valid)
+            if len(live) > n:
+                live = np.sort(np.random.default_rng(seed).choice(live, n, replace=False))
+            return index.matrix[live].copy()
+
+    def _scan(self, fields: list[str], where: flt.Filter | None) -> Iterator[dict[str, Any]]:
+        """Plain top-level fields read with json_extract, without loading documents."""
+        plain = all(schema_of(self.doc_type)[f].kind in ("scalar", "url") for f in fields if f != "id")
+        if not plain:
+            yield from super()._scan(fields, where)
+            return
+        sql, params = to_sql(where, self.doc_type)
+        kinds = {f: schema_of(self.doc_type)[f].scalar for f in fields}
+        cols = ", ".join("id" if f == "id" else f"json_extract(body, {_sql_str(_json_path([f]))})" for f in fields)
+        last = 0
+        while True:
+            with self._lock, self._snapshot():
+                rows = self._conn.execute(
+                    f"SELECT rid, {cols} FROM docs WHERE rid > ? AND {sql} ORDER BY rid LIMIT 1000", [last, *params]
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            for row in rows:
+                yield {f: _plain(kinds.get(f), v) for f, v in zip(fields, row[1:], strict=True)}
+
     def _get_setting(self, key: str) -> Any:
         with self._lock:
             return db.get_meta(self._conn, f"setting:{key}")
@@ -646,6 +679,19 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _plain(scalar: str | None, value: Any) -> Any:
+    """A JSON value as the field's Python type (SQLite gives 1/0 for booleans, text for NaN)."""
+    if value is None:
+        return None
+    if scalar == "bool":
+        return bool(value)
+    if scalar == "float":
+        return float(value)
+    if scalar == "int" and isinstance(value, str):
+        return int(value)
+    return value
 
 
 def _set_rows(index: AnnIndex, rows: Sequence[tuple[int, int, str, bytes]], lo: int, dim: int) -> None:
