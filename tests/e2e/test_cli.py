@@ -91,10 +91,13 @@ def test_similar_by_id_and_by_file(indexed):
     out = json.loads(run_cli("similar", cat["id"], "--db", str(db), "--json").stdout)
     assert out
     assert cat["id"] not in {h["id"] for h in out}  # the example itself is not recommended
-    by_file = json.loads(
-        run_cli("similar", str(root / "notes" / "tomato-soup.md"), "--db", str(db), "--json", "--limit", "3").stdout
-    )
-    assert Path(by_file[0]["uri"]).name == "tomato-soup.md"
+    soup = root / "notes" / "tomato-soup.md"
+    by_file = json.loads(run_cli("similar", str(soup), "--db", str(db), "--json", "--limit", "3").stdout)
+    assert by_file
+    assert str(soup.resolve()) not in {h["uri"] for h in by_file}  # the indexed example itself is left out
+    cat_photo = root / "photos" / "chelsea.png"
+    like_cat = json.loads(run_cli("similar", str(cat_photo), "--db", str(db), "--json", "--limit", "3").stdout)
+    assert any(h["modality"] == "video" and h["start"] is not None and h["start"] < 8 for h in like_cat)
 
 
 def test_info(indexed):

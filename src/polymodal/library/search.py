@@ -17,10 +17,10 @@ import numpy as np
 
 from polymodal.embed import load as load_embedder
 from polymodal.errors import ConfigError, NotFoundError
-from polymodal.library.build import Builder, modality_of
+from polymodal.library.build import Builder, item_id, modality_of
 from polymodal.library.profile import Profile
 from polymodal.library.schema import MODALITIES, MediaItem
-from polymodal.search.multimodal import Channel, MultiSearch, QueryVector
+from polymodal.search.multimodal import Channel, MultiSearch, QueryVector, Scored, fuse
 from polymodal.store.base import Hit, Store
 
 __all__ = ["LibraryHit", "LibrarySearch"]
@@ -91,16 +91,40 @@ class LibrarySearch:
         modalities: Sequence[str] | None = None,
     ) -> list[LibraryHit]:
         """Words -> every modality, one ranking."""
-        if not query or not query.strip():
-            raise ConfigError("the query is empty: type some words to search for")
-        qvs = self._embed_text(query)
-        hits = self.engine.search(
-            qvs,
-            text=query,
-            limit=limit,
-            where=self._where(where, modalities),
-            text_weight=float(self.weights.get("bm25", 0.3)),
-        )
+        scored = self.collect("text", query, where=where, modalities=modalities, depth=max(50, 5 * limit))
+        return self.rank(scored, limit=limit)
+
+    def collect(
+        self,
+        kind: str,
+        value: str | Path,
+        *,
+        where: Mapping[str, Any] | None = None,
+        modalities: Sequence[str] | None = None,
+        depth: int = 50,
+    ) -> list[Scored]:
+        """Candidates for a query of ``kind`` ("text", "image" or "audio") with their calibrated
+        channel scores, before weighting: :meth:`rank` fuses them with the current weights, and
+        evaluation re-fuses them with other weights without searching again."""
+        filt = self._where(where, modalities)
+        if kind == "text":
+            query = str(value)
+            if not query.strip():
+                raise ConfigError("the query is empty: type some words to search for")
+            return self.engine.collect(self._embed_text(query), text=query, where=filt, depth=depth)
+        if kind == "image":
+            return self.engine.collect(self._embed_image(value), where=filt, depth=depth)
+        if kind == "audio":
+            qvs, words = self._embed_audio(value)
+            return self.engine.collect(qvs, text=words or None, where=filt, depth=depth)
+        raise ConfigError(f"unknown query kind {kind!r}; use text, image or audio")
+
+    def rank(
+        self, scored: Sequence[Scored], *, limit: int = 10, weights: Mapping[str, float] | None = None
+    ) -> list[LibraryHit]:
+        """Fuse collected candidates with ``weights`` (default: the store's) into hits."""
+        w = {**self.weights, **(weights or {})}
+        hits = fuse(scored, w, text_weight=float(w.get("bm25", 0.3)), limit=limit)
         return [self._present(h) for h in hits]
 
     def _embed_text(self, query: str) -> list[QueryVector]:
@@ -125,14 +149,17 @@ class LibrarySearch:
         modalities: Sequence[str] | None = None,
     ) -> list[LibraryHit]:
         """An image file -> images, video frames and mesh views that look like it."""
+        scored = self.collect("image", path, where=where, modalities=modalities, depth=max(50, 5 * limit))
+        return self.rank(scored, limit=limit)
+
+    def _embed_image(self, path: str | Path) -> list[QueryVector]:
         if self.profile.image is None:
             raise ConfigError(f"the {self.profile.name} profile has no image model")
         from polymodal.media.image import decode_image
 
         pixels = decode_image(Path(path), uri=str(path))
         vec = load_embedder(self.profile.image).embed_one(pixels)
-        qvs = [QueryVector(c, vec) for c in self._channels(IMAGE_FIELDS)]
-        return [self._present(h) for h in self.engine.search(qvs, limit=limit, where=self._where(where, modalities))]
+        return [QueryVector(c, vec) for c in self._channels(IMAGE_FIELDS)]
 
     def audio(
         self,
@@ -143,6 +170,10 @@ class LibrarySearch:
         modalities: Sequence[str] | None = None,
     ) -> list[LibraryHit]:
         """A sound file -> audio that sounds like it (CLAP) and moments where its words are said."""
+        scored = self.collect("audio", path, where=where, modalities=modalities, depth=max(50, 5 * limit))
+        return self.rank(scored, limit=limit)
+
+    def _embed_audio(self, path: str | Path) -> tuple[list[QueryVector], str]:
         from polymodal.media.av_io import decode_audio
 
         audio = decode_audio(Path(path), uri=str(path), sample_rate=16000)
@@ -160,8 +191,7 @@ class LibrarySearch:
                 qvs += [QueryVector(c, vec) for c in self._channels(TEXT_FIELDS)]
         if not qvs:
             raise ConfigError("nothing to search with: the sound has no words and the profile has no audio model")
-        hits = self.engine.search(qvs, text=words or None, limit=limit, where=self._where(where, modalities))
-        return [self._present(h) for h in hits]
+        return qvs, words
 
     def similar(
         self,
@@ -180,21 +210,24 @@ class LibrarySearch:
         pos_items, exclude = self._examples(positive)
         neg_items, _ = self._examples(negative)
         qvs = []
-        for field in (*TEXT_FIELDS, *IMAGE_FIELDS, *AUDIO_FIELDS):
-            p = _field_vectors(pos_items, field)
+        for fields in (TEXT_FIELDS, IMAGE_FIELDS, AUDIO_FIELDS):
+            # one query per embedding space, from the examples' vectors anywhere in it, sent to
+            # every field of that space: a photo's example finds the matching video frames too
+            p = _space_vectors(pos_items, fields)
             if not len(p):
                 continue
             vec = _unit(p.mean(axis=0))
-            n = _field_vectors(neg_items, field)
+            n = _space_vectors(neg_items, fields)
             if len(n):
                 vec = _unit(vec - neg_weight * _unit(n.mean(axis=0)))
             if np.linalg.norm(vec) > 0:
-                space = field.split(".")[-1]
-                qvs.append(QueryVector(Channel(field, float(self.weights.get(field, 1.0)), space=space), vec))
+                qvs += [QueryVector(c, vec) for c in self._channels(fields)]
         if not qvs:
             raise ConfigError("the examples have no vectors to compare with")
-        hits = self.engine.search(qvs, limit=limit, where=self._where(where, modalities), exclude=exclude)
-        return [self._present(h) for h in hits]
+        scored = self.engine.collect(
+            qvs, where=self._where(where, modalities), exclude=exclude, depth=max(50, 5 * limit)
+        )
+        return self.rank(scored, limit=limit)
 
     def _examples(self, refs: Sequence[str | Path]) -> tuple[list[MediaItem], list[str]]:
         items: list[MediaItem] = []
@@ -204,6 +237,7 @@ class LibrarySearch:
             path = Path(ref).expanduser()
             if path.is_file() and modality_of(path) is not None:
                 files.append(path)
+                ids.append(item_id(path.resolve()))  # an indexed example is not its own recommendation
                 continue
             try:
                 items.append(self.store.get(str(ref)))
@@ -242,16 +276,18 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n else v
 
 
-def _field_vectors(items: Sequence[MediaItem], field: str) -> np.ndarray:
+def _space_vectors(items: Sequence[MediaItem], fields: Sequence[str]) -> np.ndarray:
+    """Every vector the items hold in the given fields (top-level and per segment), unit length."""
     rows: list[np.ndarray] = []
     for item in items:
-        if field.startswith("segments."):
-            name = field.split(".", 1)[1]
-            rows.extend(
-                _unit(np.asarray(getattr(s, name), np.float64))
-                for s in item.segments or []
-                if getattr(s, name) is not None
-            )
-        elif getattr(item, field) is not None:
-            rows.append(_unit(np.asarray(getattr(item, field), np.float64)))
+        for field in fields:
+            if field.startswith("segments."):
+                name = field.split(".", 1)[1]
+                rows.extend(
+                    _unit(np.asarray(getattr(s, name), np.float64))
+                    for s in item.segments or []
+                    if getattr(s, name) is not None
+                )
+            elif getattr(item, field) is not None:
+                rows.append(_unit(np.asarray(getattr(item, field), np.float64)))
     return np.stack(rows) if rows else np.zeros((0, 0))

@@ -23,7 +23,7 @@ from polymodal.doc.base import Doc
 from polymodal.search.calibrate import FieldStats, fit_stats
 from polymodal.store.base import Hit, Store, match_at
 
-__all__ = ["Channel", "MultiSearch", "QueryVector"]
+__all__ = ["Channel", "MultiSearch", "QueryVector", "Scored", "fuse"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +99,31 @@ class MultiSearch:
         ``Hit.scores`` holds each channel's calibrated score (``"bm25"`` for keywords);
         ``Hit.match`` is the best sub-document (segment) of the strongest nested channel.
         """
-        k = depth or max(50, 5 * limit)
+        scored = self.collect(queries, text=text, where=where, exclude=exclude, depth=depth or max(50, 5 * limit))
+        weights = {qv.channel.field: qv.channel.weight for qv in queries}
+        return fuse(scored, weights, text_weight=text_weight, limit=limit)
+
+    def collect(
+        self,
+        queries: Sequence[QueryVector],
+        *,
+        text: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        exclude: Sequence[str] = (),
+        depth: int = 50,
+    ) -> list[Scored]:
+        """Candidates with their calibrated score on every channel they have (no weights yet):
+        fusing the same candidates with other weights is then cheap (see :func:`fuse`)."""
         candidates: dict[str, Doc] = {}
         for qv in queries:
             if qv.channel.field not in self.store.vector_fields or not self._has_vectors(qv.channel.field):
                 continue
-            for hit in self.store.search(qv.vector, field=qv.channel.field, limit=k + len(exclude), where=where):
+            for hit in self.store.search(qv.vector, field=qv.channel.field, limit=depth + len(exclude), where=where):
                 candidates.setdefault(hit.id, hit.doc)
         keyword: dict[str, tuple[float, str | None]] = {}
-        if text and text.strip() and text_weight > 0:
+        if text and text.strip():
             try:
-                for hit in self.store.text_search(text, limit=k, where=where):
+                for hit in self.store.text_search(text, limit=depth, where=where):
                     candidates.setdefault(hit.id, hit.doc)
                     keyword[hit.id] = (hit.score, hit.snippet)
             except Exception:  # noqa: BLE001 - a query without searchable words just has no keyword part
@@ -122,28 +136,31 @@ class MultiSearch:
             if qv.channel.field in self.store.vector_fields and self._has_vectors(qv.channel.field):
                 spaces.setdefault(qv.channel.space_key, []).append(qv.channel.field)
         stats = {space: self.stats(space, fields) for space, fields in spaces.items()}
-        hits = []
+        out = []
         for doc_id, doc in candidates.items():
-            hits.append(self._score(doc, queries, stats, keyword.get(doc_id), best_kw, text_weight))
-        hits.sort(key=lambda h: (-h.score, h.id))
-        return hits[:limit]
+            kw = keyword.get(doc_id)
+            parts, positions = self._channel_scores(doc, queries, stats)
+            out.append(
+                Scored(
+                    doc=doc,
+                    parts=parts,
+                    positions=positions,
+                    keyword=(kw[0] / best_kw if kw is not None and best_kw > 0 else None),
+                    bm25=kw[0] if kw is not None else None,
+                    snippet=kw[1] if kw is not None else None,
+                )
+            )
+        return out
 
     def _has_vectors(self, field: str) -> bool:
         vf = self.store.vector_fields[field]
         return self.store._dim_of(vf) is not None
 
-    def _score(
-        self,
-        doc: Doc,
-        queries: Sequence[QueryVector],
-        stats: Mapping[str, FieldStats],
-        kw: tuple[float, str | None] | None,
-        best_kw: float,
-        text_weight: float,
-    ) -> Hit:
+    def _channel_scores(
+        self, doc: Doc, queries: Sequence[QueryVector], stats: Mapping[str, FieldStats]
+    ) -> tuple[dict[str, float], dict[str, Doc | None]]:
         parts: dict[str, float] = {}
-        total = weights = 0.0
-        best_nested: tuple[float, str, tuple[int, ...]] | None = None
+        positions: dict[str, Doc | None] = {}
         for qv in queries:
             field = qv.channel.field
             if field not in self.store.vector_fields:
@@ -153,24 +170,59 @@ class MultiSearch:
             if found is None:
                 continue  # this document has no such modality: leave it out of its average
             raw, pos, m = found
-            z = _max_adjusted(float(stats[qv.channel.space_key].zscore(qv.vector, raw)), m)
-            parts[field] = z
-            total += qv.channel.weight * z
-            weights += qv.channel.weight
-            if vf.nested and (best_nested is None or qv.channel.weight * z > best_nested[0]):
-                best_nested = (qv.channel.weight * z, field, pos)
-        score = total / weights if weights else 0.0
-        snippet = None
-        if kw is not None and best_kw > 0:
-            parts["bm25"] = kw[0]
-            score += text_weight * kw[0] / best_kw
-            snippet = kw[1]
-        match = None
-        field_used = max(parts, key=parts.get) if parts else None  # type: ignore[arg-type]
-        if best_nested is not None:
-            vf = self.store.vector_fields[best_nested[1]]
-            match = match_at(doc, vf.nesting, best_nested[2])
-        return Hit(id=doc.id, score=score, doc=doc, match=match, field=field_used, snippet=snippet, scores=parts)
+            parts[field] = _max_adjusted(float(stats[qv.channel.space_key].zscore(qv.vector, raw)), m)
+            positions[field] = match_at(doc, vf.nesting, pos) if vf.nested else None
+        return parts, positions
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A candidate and its calibrated score per channel (``keyword``: BM25 over the best BM25)."""
+
+    doc: Doc
+    parts: Mapping[str, float]
+    positions: Mapping[str, Doc | None]
+    keyword: float | None = None
+    bm25: float | None = None
+    snippet: str | None = None
+
+
+def fuse(
+    scored: Sequence[Scored], weights: Mapping[str, float], *, text_weight: float = 0.3, limit: int = 10
+) -> list[Hit]:
+    """Weighted mean of each candidate's calibrated channel scores over the channels it has
+    (a missing modality is left out, weights renormalised), plus ``text_weight`` times its
+    relative BM25; best first. The match is the best segment of the strongest nested channel."""
+    hits = []
+    for item in scored:
+        total = norm = 0.0
+        best: tuple[float, str] | None = None
+        for field, z in item.parts.items():
+            w = float(weights.get(field, 1.0))
+            total += w * z
+            norm += w
+            if item.positions.get(field) is not None and (best is None or w * z > best[0]):
+                best = (w * z, field)
+        score = total / norm if norm else 0.0
+        parts = dict(item.parts)
+        if item.keyword is not None and item.bm25 is not None:
+            score += text_weight * item.keyword
+            parts["bm25"] = item.bm25
+        field_used = max(item.parts, key=lambda f: float(weights.get(f, 1.0)) * item.parts[f]) if item.parts else None
+        match = item.positions.get(best[1]) if best is not None else None
+        hits.append(
+            Hit(
+                id=item.doc.id,
+                score=score,
+                doc=item.doc,
+                match=match,
+                field=field_used,
+                snippet=item.snippet if item.keyword is not None else None,
+                scores=parts,
+            )
+        )
+    hits.sort(key=lambda h: (-h.score, h.id))
+    return hits[:limit]
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:
