@@ -152,7 +152,7 @@ class DocVec(Generic[T]):
                 sub = col.row(i)
                 values[name] = None if sub is None else sub.to_list()
             else:
-                values[name] = col[i]
+                values[name] = col[i, ...] if isinstance(col, np.ndarray) else col[i]  # 0-d rows stay arrays
         return self._type()._trusted(values)  # type: ignore[return-value]
 
     def __getitem__(self, index: Any) -> Any:
@@ -322,7 +322,8 @@ def _validate_column(spec: FieldSpec, col: Any, doc_type: type[Doc]) -> Column:
         adapter = _ADAPTERS.get(key)
         if adapter is None:
             field = doc_type.model_fields[spec.name]
-            adapter = _ADAPTERS[key] = TypeAdapter(list[field.annotation])  # type: ignore[name-defined]
+            # rebuild_annotation() keeps Annotated metadata (the TensorSpec of NdArray[...] fields)
+            adapter = _ADAPTERS[key] = TypeAdapter(list[field.rebuild_annotation()])  # type: ignore[misc]
         values = adapter.validate_python(list(col))
         return _build_column(spec, values) if spec.kind in ("vector", "tensor", "docs") else values
     except ValidationError as exc:

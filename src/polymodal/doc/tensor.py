@@ -195,6 +195,8 @@ def _coerce(value: Any) -> tuple[np.ndarray, bool]:
         return _from_mapping(value), False
     if isinstance(value, np.generic):
         return np.asarray(value), False
+    if isinstance(value, (bool, int, float)):  # a 0-d tensor, as JSON writes it
+        return np.asarray(value), True
     if isinstance(value, (list, tuple)) or hasattr(value, "__array__"):
         try:
             arr = np.asarray(value)

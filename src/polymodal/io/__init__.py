@@ -1,6 +1,6 @@
 """Serialization: JSON/JSONL, the binary format, Arrow/Parquet/pandas; streaming for each.
 
-``read``/``write`` pick the format from the file suffix (``.pmd`` binary, ``.jsonl``,
+``iter_read``/``write`` pick the format from the file suffix (``.pmd`` binary, ``.jsonl``,
 ``.parquet``) and stream in batches, so files larger than memory work.
 """
 
@@ -12,15 +12,20 @@ from typing import Any
 
 from polymodal.doc.base import Doc
 from polymodal.doc.doclist import DocList
-from polymodal.errors import ConfigError
+from polymodal.errors import ConfigError, SchemaError
 
 __all__ = ["iter_read", "write"]
 
 _FORMATS = {".pmd": "binary", ".bin": "binary", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
 
-def _format(path: str | Path, fmt: str | None) -> str:
+def _format(path: str | Path, fmt: str | None, batch_size: int) -> str:
+    """The format name, from ``format=`` or the suffix; checks the options common to all."""
+    if batch_size <= 0:
+        raise ConfigError(f"batch_size must be positive, got {batch_size}")
     if fmt:
+        if fmt not in _FORMATS.values():
+            raise ConfigError(f"unknown format {fmt!r}; use one of {sorted(set(_FORMATS.values()))}")
         return fmt
     suffix = Path(path).suffix.lower()
     if suffix not in _FORMATS:
@@ -28,10 +33,18 @@ def _format(path: str | Path, fmt: str | None) -> str:
     return _FORMATS[suffix]
 
 
-def write(path: str | Path, docs: Iterable[Doc], doc_type: type[Doc], *, format: str | None = None,
+def write(path: str | Path, docs: Iterable[Doc | dict[str, Any]], doc_type: type[Doc], *, format: str | None = None,
           batch_size: int = 4096, compression: str | None = None) -> int:
-    """Stream documents to a file in batches; returns how many were written."""
-    fmt = _format(path, format)
+    """Stream documents to a file in batches; returns how many were written.
+
+    Raises:
+        SchemaError: a document is not a ``doc_type`` (nor a dict that validates as one). The
+            partial file is removed (JSONL, Parquet) or left unsealed (binary: readers report
+            it as truncated), so no file silently holds fewer documents than were given.
+        ConfigError: unknown format or compression.
+    """
+    fmt = _format(path, format, batch_size)
+    docs = _checked(docs, doc_type)
     if fmt == "binary":
         from polymodal.io import binary
 
@@ -39,6 +52,8 @@ def write(path: str | Path, docs: Iterable[Doc], doc_type: type[Doc], *, format:
     if fmt == "jsonl":
         from polymodal.io import json
 
+        if compression:  # silently writing plain text would surprise whoever asked for compression
+            raise ConfigError(f"JSON Lines files are not compressed (compression={compression!r})")
         return json.write_jsonl(path, docs)
     from polymodal.io import arrow
 
@@ -46,10 +61,32 @@ def write(path: str | Path, docs: Iterable[Doc], doc_type: type[Doc], *, format:
                                compression=compression or "zstd")
 
 
+def _checked(docs: Iterable[Doc | dict[str, Any]], doc_type: type[Doc]) -> Iterator[Doc]:
+    """Each document as a ``doc_type`` (dicts validated): a file holds one schema, the one its
+    reader will be given, so a stray document is an error at write time, not at read time."""
+    for doc in docs:
+        if type(doc) is doc_type:
+            yield doc
+        elif isinstance(doc, dict):
+            yield doc_type.from_dict(doc)
+        else:
+            raise SchemaError(
+                f"cannot write a {type(doc).__name__} to a file of {doc_type.__name__} documents",
+                expected=doc_type.__name__,
+                actual=type(doc).__name__,
+            )
+
+
 def iter_read(path: str | Path, doc_type: type[Doc], *, format: str | None = None,
               batch_size: int = 4096) -> Iterator[DocList[Any]]:
-    """Yield the documents of a file in batches (DocLists), whatever its format."""
-    fmt = _format(path, format)
+    """Yield the documents of a file in batches (DocLists), whatever its format.
+
+    JSONL and Parquet batches hold at most ``batch_size`` documents; binary files yield the
+    batches they were written in. A truncated or corrupt file raises ``FormatError`` after the
+    intact batches before the damage, so a reader never ends early without saying so (except
+    a JSONL file cut exactly at a line end, which is itself a valid, shorter JSONL file).
+    """
+    fmt = _format(path, format, batch_size)
     if fmt == "binary":
         from polymodal.io import binary
 

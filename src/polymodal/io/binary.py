@@ -6,7 +6,11 @@ Layout (all integers little-endian)::
     header  = MAGIC(8) version(u16) flags(u16) length(u32) msgpack{schema, fingerprint, writer} crc32(u32)
     frame   = "PMFR" kind(u8)=1 codec(u8) 0(u16) meta_len(u32) stored_len(u64) raw_len(u64) crc32(u32)
               body: codec(meta msgpack + padding + 64-byte aligned tensor buffers)
-    end     = "PMFR" kind(u8)=0 0 0 0 total_docs(u64) 0 crc32-of-header(u32)
+    end     = "PMFR" kind(u8)=0 0 0 0 total_docs(u64) 0 crc32(u32)
+
+Each crc32 covers its whole record, fixed fields included (a frame's crc32 covers the fields
+before it and the body after it), so a flipped size or codec byte is reported as corruption
+instead of misreading the data.
 
 Each frame is one batch of documents in the columnar layout of :mod:`polymodal.io.columns`, so
 a file far larger than memory is written and read a batch at a time (:class:`BinaryWriter`,
@@ -26,103 +30,73 @@ from typing import IO, Any, BinaryIO
 import msgpack
 
 from polymodal.doc.base import Doc
-from polymodal.doc.docvec import DocVec, stack_rows
 from polymodal.doc.doclist import DocList
+from polymodal.doc.docvec import DocVec
 from polymodal.doc.schema import schema_of
-from polymodal.errors import ConfigError, FormatError, OptionalDependencyError
-from polymodal.io.columns import ALIGN, Buffers, decode_vec, encode_vec
+from polymodal.errors import FormatError, SchemaError
+from polymodal.io.columns import ALIGN, Buffers, as_vec, decode_vec, encode_vec
+from polymodal.io.compression import codec_id, compress, decompress
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "BinaryWriter", "dumps", "iter_batches", "loads", "read", "write"]
 
 MAGIC = b"PMDL\r\n\x1a\n"
 FORMAT_VERSION = 1
 _HEAD = struct.Struct("<8sHHI")
-_FRAME = struct.Struct("<4sBBHIQQI")
+_FRAME_FIELDS = struct.Struct("<4sBBHIQQ")  # a frame header, before its crc32
 _FRAME_MAGIC = b"PMFR"
-CODECS = {None: 0, "none": 0, "zlib": 1, "zstd": 2, "lz4": 3}
-_CODEC_NAMES = {0: "none", 1: "zlib", 2: "zstd", 3: "lz4"}
-
-
-def _codec_id(compression: str | None) -> int:
-    try:
-        return CODECS[compression.lower() if compression else None]
-    except KeyError:
-        raise ConfigError(f"unknown compression {compression!r}; use one of none, zlib, zstd, lz4") from None
-
-
-def _compress(codec: int, data: bytes) -> bytes:
-    if codec == 1:
-        return zlib.compress(data, 1)
-    if codec == 2:
-        return _zstd().ZstdCompressor(level=3).compress(data)  # type: ignore[no-any-return]
-    if codec == 3:
-        return _lz4().compress(data)  # type: ignore[no-any-return]
-    return data
-
-
-def _decompress(codec: int, data: memoryview, raw_len: int) -> memoryview:
-    try:
-        if codec == 0:
-            return data
-        if codec == 1:
-            out = zlib.decompress(data)
-        elif codec == 2:
-            out = _zstd().ZstdDecompressor().decompress(data, max_output_size=raw_len)
-        elif codec == 3:
-            out = _lz4().decompress(data)
-        else:
-            raise FormatError(f"unknown compression codec id {codec}")
-    except (zlib.error, RuntimeError, ValueError) as exc:
-        raise FormatError(f"cannot decompress frame: {exc}") from None
-    return memoryview(bytearray(out))  # writable, so decoded arrays can be views
-
-
-def _zstd() -> Any:
-    try:
-        import zstandard
-    except ImportError:
-        raise OptionalDependencyError.for_package("zstandard", "compress", "zstd compression") from None
-    return zstandard
-
-
-def _lz4() -> Any:
-    try:
-        import lz4.frame
-    except ImportError:
-        raise OptionalDependencyError.for_package("lz4", "compress", "lz4 compression") from None
-    return lz4.frame
+#: What the readers accept: a path, a binary stream, or the bytes themselves.
+Source = str | Path | BinaryIO | bytes | bytearray | memoryview
 
 
 def _header_bytes(doc_type: type[Doc]) -> bytes:
     from polymodal import __version__
 
     schema = schema_of(doc_type)
-    body = msgpack.packb(
+    body: bytes = msgpack.packb(
         {"schema": schema.to_dict(), "fingerprint": schema.fingerprint, "writer": f"polymodal {__version__}"}
     )
-    return _HEAD.pack(MAGIC, FORMAT_VERSION, 0, len(body)) + body + struct.pack("<I", zlib.crc32(body))
+    head = _HEAD.pack(MAGIC, FORMAT_VERSION, 0, len(body))
+    return head + body + struct.pack("<I", zlib.crc32(body, zlib.crc32(head)))
 
 
 def _frame_parts(vec: DocVec[Any], codec: int) -> list[Any]:
     bufs = Buffers()
-    meta = msgpack.packb(encode_vec(vec, bufs))
+    meta = msgpack.packb(encode_vec(vec, bufs), default=_pack_big_int)
     pad = b"\x00" * (-len(meta) % ALIGN)
     body_parts: list[Any] = [meta, pad, *bufs.parts]
     raw_len = len(meta) + len(pad) + bufs.size
     if codec:
-        stored: list[Any] = [_compress(codec, b"".join(body_parts))]
+        stored: list[Any] = [compress(codec, b"".join(body_parts))]
     else:
         stored = body_parts
-    crc = 0
+    stored_len = sum(len(p) if not isinstance(p, memoryview) else p.nbytes for p in stored)
+    fields = _FRAME_FIELDS.pack(_FRAME_MAGIC, 1, codec, 0, len(meta), stored_len, raw_len)
+    crc = zlib.crc32(fields)
     for part in stored:
         crc = zlib.crc32(part, crc)
-    stored_len = sum(len(p) if not isinstance(p, memoryview) else p.nbytes for p in stored)
-    head = _FRAME.pack(_FRAME_MAGIC, 1, codec, 0, len(meta), stored_len, raw_len, crc)
-    return [head, *stored]
+    return [fields, struct.pack("<I", crc), *stored]
+
+
+_EXT_BIG_INT = 1
+
+
+def _pack_big_int(obj: Any) -> msgpack.ExtType:
+    """msgpack holds 64-bit ints only; a bigger int (in a ``dict[str, int]`` field, say) travels
+    as its decimal text in an extension type, so it comes back as the same int."""
+    if isinstance(obj, int):
+        return msgpack.ExtType(_EXT_BIG_INT, str(obj).encode("ascii"))
+    raise TypeError(f"cannot serialize {type(obj).__name__} in the binary format")
+
+
+def _unpack_ext(code: int, data: bytes) -> Any:
+    if code != _EXT_BIG_INT:
+        raise ValueError(f"unknown msgpack extension type {code}")
+    return int(data.decode("ascii"))
 
 
 def _end_frame(total: int) -> bytes:
-    return _FRAME.pack(_FRAME_MAGIC, 0, 0, 0, 0, total, 0, zlib.crc32(struct.pack("<Q", total)))
+    fields = _FRAME_FIELDS.pack(_FRAME_MAGIC, 0, 0, 0, 0, total, 0)
+    return fields + struct.pack("<I", zlib.crc32(fields))
 
 
 class BinaryWriter:
@@ -139,17 +113,17 @@ class BinaryWriter:
     """
 
     def __init__(self, target: str | Path | BinaryIO, doc_type: type[Doc], *, compression: str | None = None) -> None:
+        self._codec = codec_id(compression)  # before opening: a bad option creates no file
         self._own = isinstance(target, (str, Path))
         self._fh: IO[bytes] = open(target, "wb") if isinstance(target, (str, Path)) else target  # noqa: SIM115
         self._doc_type = doc_type
-        self._codec = _codec_id(compression)
         self._total = 0
         self._closed = False
         self._fh.write(_header_bytes(doc_type))
 
     def write(self, docs: Iterable[Doc] | DocVec[Any]) -> None:
         """Append one batch (a DocList, a DocVec or any iterable of documents) as one frame."""
-        vec = docs if isinstance(docs, DocVec) else _as_vec(docs, self._doc_type)
+        vec = as_vec(docs, self._doc_type)
         if not len(vec):
             return
         for part in _frame_parts(vec, self._codec):
@@ -177,18 +151,13 @@ class BinaryWriter:
         self.close()
 
 
-def _as_vec(docs: Iterable[Doc], doc_type: type[Doc]) -> DocVec[Any]:
-    rows = docs if isinstance(docs, DocList) else DocList[doc_type](docs)  # type: ignore[valid-type]
-    return stack_rows(rows, doc_type)
-
-
 def dumps(docs: Iterable[Doc] | DocVec[Any], doc_type: type[Doc], *, compression: str | None = None) -> bytes:
     """Serialize documents to one bytes object (one frame)."""
-    vec = docs if isinstance(docs, DocVec) else _as_vec(docs, doc_type)
+    vec = as_vec(docs, doc_type)
     parts: list[Any] = [_header_bytes(doc_type)]
     total = len(vec)
     if total:
-        parts.extend(_frame_parts(vec, _codec_id(compression)))
+        parts.extend(_frame_parts(vec, codec_id(compression)))
     parts.append(_end_frame(total))
     return b"".join(parts)
 
@@ -211,21 +180,59 @@ def write(path: str | Path, docs: Iterable[Doc], doc_type: type[Doc], *, batch_s
 class _Reader:
     """Reads exact byte counts from a stream or a buffer, reporting truncation clearly."""
 
+    _CHUNK = 1 << 24
+
     def __init__(self, source: BinaryIO | memoryview) -> None:
         self._mv = source if isinstance(source, memoryview) else None
         self._fh = None if isinstance(source, memoryview) else source
         self._pos = 0
+        self._left = self._stream_left()
+
+    def _stream_left(self) -> int | None:
+        """Bytes left in a seekable stream (None when it cannot tell)."""
+        if self._fh is None:
+            return None
+        try:
+            pos = self._fh.tell()
+            end = self._fh.seek(0, io.SEEK_END)
+            self._fh.seek(pos)
+        except (AttributeError, OSError, ValueError):
+            return None
+        return end - pos
 
     def take(self, n: int, what: str) -> memoryview:
         if self._mv is not None:
             chunk = self._mv[self._pos : self._pos + n]
             self._pos += n
         else:
-            assert self._fh is not None
-            chunk = memoryview(bytearray(self._fh.read(n)))
+            chunk = self._read(n)
         if len(chunk) != n:
             raise FormatError(f"truncated data: expected {n} bytes of {what}, got {len(chunk)}")
         return chunk
+
+    def _read(self, n: int) -> memoryview:
+        """Read ``n`` bytes into one writable buffer. A size read from corrupt data may be huge,
+        so memory is committed up front only for what the stream is known to hold."""
+        assert self._fh is not None
+        readinto = getattr(self._fh, "readinto", None)
+        if readinto is not None and self._left is not None and n <= self._left:
+            buf = bytearray(n)
+            got = 0
+            while got < n:
+                k = readinto(memoryview(buf)[got:])
+                if not k:
+                    break
+                got += k
+            self._left -= got
+            return memoryview(buf)[:got]
+        out = bytearray()
+        while len(out) < n:
+            part = self._fh.read(min(n - len(out), self._CHUNK))
+            if not part:
+                break
+            out += part
+        self._left = None if self._left is None else max(0, self._left - len(out))
+        return memoryview(out)
 
     def at_end(self) -> bool:
         if self._mv is not None:
@@ -239,45 +246,79 @@ def _read_header(reader: _Reader) -> dict[str, Any]:
     magic, version, _flags, length = _HEAD.unpack(head)
     if magic != MAGIC:
         raise FormatError("not polymodal binary data (bad magic bytes)")
-    if version > FORMAT_VERSION:
+    if version > FORMAT_VERSION:  # checked before the crc: a newer version may lay it out differently
         raise FormatError(
             f"data written with binary format version {version}; this polymodal reads up to version "
             f"{FORMAT_VERSION}: upgrade polymodal (pip install -U polymodal)",
             version=version,
         )
+    if version < 1:
+        raise FormatError(f"corrupt header: format version {version}", version=version)
     body = reader.take(length, "header")
     (crc,) = struct.unpack("<I", reader.take(4, "header checksum"))
-    if zlib.crc32(body) != crc:
+    if zlib.crc32(body, zlib.crc32(head)) != crc:
         raise FormatError("corrupt header (checksum mismatch)")
     try:
-        header: dict[str, Any] = msgpack.unpackb(body)
-    except (ValueError, msgpack.UnpackException) as exc:
+        header = msgpack.unpackb(body)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise FormatError(f"corrupt header: {exc}") from None
+    if not isinstance(header, dict):
+        raise FormatError(f"corrupt header: a {type(header).__name__}, not a map")
     return header
 
 
+def _check_fields(header: dict[str, Any], doc_type: type[Doc]) -> None:
+    """Compare the stored schema's field names with ``doc_type`` before any batch, so that a
+    mismatch is reported the same way for an empty file as for a full one."""
+    try:
+        stored = {f["name"] for f in header["schema"]["fields"]}
+    except (KeyError, TypeError) as exc:
+        raise FormatError(f"corrupt header: no schema fields ({exc!r})") from None
+    fields = doc_type.model_fields
+    unknown = sorted(stored - set(fields))
+    if unknown:
+        raise SchemaError(
+            f"the data has field(s) {unknown} that {doc_type.__name__} does not declare; "
+            "decode into the schema it was written with",
+            field=unknown[0],
+        )
+    missing = sorted(name for name, info in fields.items() if name not in stored and info.is_required())
+    if missing:
+        raise SchemaError(
+            f"{doc_type.__name__} requires field(s) {missing} that the data does not have", field=missing[0]
+        )
+
+
 def _iter_frames(reader: _Reader, doc_type: type[Doc]) -> Iterator[DocVec[Any]]:
-    _read_header(reader)
+    _check_fields(_read_header(reader), doc_type)
     seen = 0
     while True:
-        magic, kind, codec, _r, meta_len, stored_len, raw_len, crc = _FRAME.unpack(reader.take(_FRAME.size, "frame"))
+        fields = reader.take(_FRAME_FIELDS.size, "frame header")
+        (crc,) = struct.unpack("<I", reader.take(4, "frame header"))
+        magic, kind, codec, _r, meta_len, stored_len, raw_len = _FRAME_FIELDS.unpack(fields)
         if magic != _FRAME_MAGIC:
             raise FormatError("corrupt data: bad frame marker")
         if kind == 0:
-            if stored_len != seen or crc != zlib.crc32(struct.pack("<Q", stored_len)):
-                raise FormatError(f"corrupt end marker: {stored_len} documents announced, {seen} read")
+            if crc != zlib.crc32(fields):
+                raise FormatError("corrupt data: end marker checksum mismatch")
+            if stored_len != seen:
+                raise FormatError(f"corrupt data: end marker announces {stored_len} documents, {seen} were read")
+            if not reader.at_end():  # e.g. two files concatenated: do not drop the second silently
+                raise FormatError("corrupt data: unexpected bytes after the end marker")
             return
         if kind != 1:
             raise FormatError(f"corrupt data: unknown frame kind {kind}")
         stored = reader.take(stored_len, "frame body")
-        if zlib.crc32(stored) != crc:
+        if zlib.crc32(stored, zlib.crc32(fields)) != crc:
             raise FormatError("corrupt data: frame checksum mismatch")
-        body = _decompress(codec, stored, raw_len)
-        if len(body) != raw_len or meta_len > raw_len:
+        if meta_len > raw_len:
+            raise FormatError("corrupt data: frame sizes do not match")
+        body = decompress(codec, stored, raw_len)
+        if len(body) != raw_len:
             raise FormatError("corrupt data: frame sizes do not match")
         try:
-            meta = msgpack.unpackb(body[:meta_len], strict_map_key=False)
-        except (ValueError, msgpack.UnpackException) as exc:
+            meta = msgpack.unpackb(body[:meta_len], strict_map_key=False, ext_hook=_unpack_ext)
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
             raise FormatError(f"corrupt frame: {exc}") from None
         start = meta_len + (-meta_len % ALIGN)
         buf = body[start:]
@@ -286,7 +327,7 @@ def _iter_frames(reader: _Reader, doc_type: type[Doc]) -> Iterator[DocVec[Any]]:
         yield vec
 
 
-def iter_batches(source: str | Path | BinaryIO | bytes | bytearray | memoryview, doc_type: type[Doc]) -> Iterator[DocList[Any]]:
+def iter_batches(source: Source, doc_type: type[Doc]) -> Iterator[DocList[Any]]:
     """Yield the documents of a file, stream or buffer one stored batch at a time.
 
     Raises:
@@ -298,14 +339,14 @@ def iter_batches(source: str | Path | BinaryIO | bytes | bytearray | memoryview,
         yield vec.to_list()
 
 
-def iter_vecs(source: str | Path | BinaryIO | bytes | bytearray | memoryview, doc_type: type[Doc]) -> Iterator[DocVec[Any]]:
+def iter_vecs(source: Source, doc_type: type[Doc]) -> Iterator[DocVec[Any]]:
     """Like :func:`iter_batches`, yielding column-wise ``DocVec`` batches (no row objects)."""
     if isinstance(source, (str, Path)):
         with open(source, "rb") as fh:
-            yield from _iter_frames(_Reader(io.BufferedReader(fh)), doc_type)  # type: ignore[arg-type]
+            yield from _iter_frames(_Reader(fh), doc_type)
         return
     if isinstance(source, (bytes, bytearray, memoryview)):
-        yield from _iter_frames(_Reader(memoryview(source)), doc_type)
+        yield from _iter_frames(_Reader(memoryview(source).cast("B")), doc_type)  # byte offsets, whatever the format
         return
     yield from _iter_frames(_Reader(source), doc_type)
 
@@ -332,7 +373,3 @@ def read_header(source: str | Path | bytes) -> dict[str, Any]:
         return _read_header(_Reader(memoryview(source)))
     with open(source, "rb") as fh:
         return _read_header(_Reader(fh))  # type: ignore[arg-type]
-
-
-def codec_name(codec: int) -> str:
-    return _CODEC_NAMES.get(codec, "unknown")

@@ -8,17 +8,19 @@ validates them column-wise (vectorised for tensors), never document by document.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 from pydantic import TypeAdapter
 
 from polymodal.doc.base import Doc
+from polymodal.doc.doclist import DocList
 from polymodal.doc.docvec import DocVec, NestedColumn, stack_rows
 from polymodal.doc.schema import FieldSpec, schema_of
-from polymodal.errors import FormatError, SchemaError
+from polymodal.errors import FormatError, PolymodalError, SchemaError
 
-__all__ = ["Buffers", "decode_vec", "encode_vec"]
+__all__ = ["Buffers", "as_vec", "decode_vec", "encode_vec", "vec_from_columns"]
 
 ALIGN = 64
 _INT64 = 2**63
@@ -40,16 +42,33 @@ class Buffers:
             self.parts.append(b"\x00" * pad)
             self.size += pad
         start = self.size
-        self.parts.append(memoryview(arr).cast("B") if arr.size else b"")
+        self.parts.append(memoryview(arr).cast("B") if arr.size else b"")  # type: ignore[arg-type]
         self.size += arr.nbytes
         return [start, arr.nbytes]
+
+
+def as_vec(docs: Iterable[Doc] | DocVec[Any], doc_type: type[Doc]) -> DocVec[Any]:
+    """The batch as a ``DocVec[doc_type]``; documents of another schema are a SchemaError, since
+    the header names ``doc_type`` and a reader would misread them."""
+    if isinstance(docs, DocVec):
+        if type(docs).doc_type is not doc_type:
+            raise SchemaError(
+                f"cannot write a {type(docs).__name__} as {doc_type.__name__} documents",
+                expected=doc_type.__name__,
+                actual=type(docs).__name__,
+            )
+        return docs
+    rows = docs if isinstance(docs, DocList) and docs.doc_type is doc_type else DocList[doc_type](docs)  # type: ignore[valid-type]
+    return stack_rows(rows, doc_type)
 
 
 def _adapter(doc_type: type[Doc], name: str) -> TypeAdapter[Any]:
     key = (doc_type, name)
     adapter = _ADAPTERS.get(key)
     if adapter is None:
-        adapter = _ADAPTERS[key] = TypeAdapter(list[doc_type.model_fields[name].annotation])  # type: ignore[name-defined]
+        # rebuild_annotation keeps the Annotated metadata (serializers, constraints) pydantic strips
+        annotation = doc_type.model_fields[name].rebuild_annotation()
+        adapter = _ADAPTERS[key] = TypeAdapter(list[annotation])  # type: ignore[valid-type]
     return adapter
 
 
@@ -104,6 +123,8 @@ def decode_vec(meta: dict[str, Any], buf: memoryview, doc_type: type[Doc], *, co
     try:
         n = int(meta["n"])
         raw_cols: dict[str, Any] = meta["c"]
+        if n < 0 or not isinstance(raw_cols, dict):
+            raise ValueError(f"{n} rows, columns {type(raw_cols).__name__}")
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(f"corrupt batch description: {exc!r}") from None
     schema = schema_of(doc_type)
@@ -114,7 +135,32 @@ def decode_vec(meta: dict[str, Any], buf: memoryview, doc_type: type[Doc], *, co
             "decode into the schema it was written with",
             field=unknown[0],
         )
-    columns = {name: _decode_column(schema[name], col, n, buf, doc_type, copy) for name, col in raw_cols.items()}
+    columns = {}
+    for name, col in raw_cols.items():
+        try:
+            columns[name] = _decode_column(schema[name], col, n, buf, doc_type, copy)
+        except PolymodalError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            # meta that passed its checksum yet does not describe a column: say so, never crash
+            raise FormatError(f"corrupt data in column {name!r}: {exc!r}", field=name) from None
+    return vec_from_columns(doc_type, columns, n)
+
+
+def vec_from_columns(doc_type: type[Doc], columns: dict[str, Any], n: int) -> DocVec[Any]:
+    """``DocVec.from_columns`` for decoded data: a column of the wrong length is corrupt data
+    (FormatError, not a schema problem), and zero rows need no validation (an empty column
+    has no shape or dtype to check, so it is built from no documents instead).
+    """
+    for name, col in columns.items():
+        rows = len(col.present) if isinstance(col, NestedColumn) else len(col)
+        if rows != n:
+            raise FormatError(f"corrupt data: column {name!r} has {rows} rows, expected {n}", field=name)
+    if n == 0:
+        for name, info in doc_type.model_fields.items():
+            if name not in columns and name != "id" and info.is_required():
+                raise SchemaError(f"column {name!r} is required: the data does not have it", field=name)
+        return DocVec[doc_type]()  # type: ignore[valid-type,no-any-return]
     return DocVec[doc_type].from_columns(columns, n=n)  # type: ignore[valid-type,no-any-return]
 
 
@@ -124,13 +170,18 @@ def _array(ref: Any, dtype: str, shape: Any, buf: memoryview, copy: bool) -> np.
         dt = np.dtype(dtype)
         if dt.kind not in "biuf" or start < 0 or start + nbytes > len(buf):
             raise ValueError(f"buffer reference {ref} out of range or dtype {dtype} not allowed")
-        arr = np.frombuffer(buf[start : start + nbytes], dtype=dt).reshape([int(s) for s in shape])
+        dims = [int(s) for s in shape]
+        if any(d < 0 for d in dims):  # reshape would infer a -1 instead of failing
+            raise ValueError(f"negative dimension in shape {dims}")
+        arr = np.frombuffer(buf[start : start + nbytes], dtype=dt).reshape(dims)
     except (TypeError, ValueError, IndexError) as exc:
         raise FormatError(f"corrupt tensor data: {exc}") from None
     return arr.copy() if copy else arr
 
 
-def _decode_column(spec: FieldSpec, col: dict[str, Any], n: int, buf: memoryview, doc_type: type[Doc], copy: bool) -> Any:
+def _decode_column(
+    spec: FieldSpec, col: dict[str, Any], n: int, buf: memoryview, doc_type: type[Doc], copy: bool
+) -> Any:
     kind = col.get("k") if isinstance(col, dict) else None
     if kind == "a":
         arr = _array(col["b"], col["d"], col["s"], buf, copy)
@@ -151,8 +202,12 @@ def _decode_column(spec: FieldSpec, col: dict[str, Any], n: int, buf: memoryview
     if kind == "d":
         if spec.doc_type is None:
             raise SchemaError(f"field {spec.name!r} holds a nested document in the data", field=spec.name)
-        sub = iter(decode_vec(col["c"], buf, spec.doc_type, copy=copy).to_list())
-        return [next(sub) if p else None for p in col["p"]]
+        sub = decode_vec(col["c"], buf, spec.doc_type, copy=copy).to_list()
+        flags = [bool(p) for p in col["p"]]
+        if sum(flags) != len(sub):
+            raise FormatError(f"corrupt data: {len(sub)} nested documents for {sum(flags)} in {spec.name!r}")
+        rows = iter(sub)
+        return [next(rows) if p else None for p in flags]
     if kind == "i":
         return [None if v is None else int(v) for v in col["v"]]
     if kind in ("v", "j"):

@@ -23,21 +23,30 @@ from polymodal.doc.doclist import DocList
 from polymodal.doc.schema import FieldSpec, schema_of
 from polymodal.errors import FormatError
 
-__all__ = ["doc_to_jsonable", "dumps_docs", "iter_jsonl", "loads_docs", "write_jsonl"]
+__all__ = ["doc_to_jsonable", "dumps_docs", "dumps_json", "iter_jsonl", "loads_docs", "write_jsonl"]
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 
 def _tensor(value: np.ndarray, spec: FieldSpec) -> Any:
+    """Nested lists where they alone bring the tensor back exactly, else a dtype/shape object."""
     if value.dtype.kind == "f" and not np.isfinite(value).all():
         raw = np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<"), copy=False)
         return {"dtype": raw.dtype.str, "shape": list(value.shape), "b64": base64.b64encode(raw.tobytes()).decode()}
     if not value.flags.c_contiguous or value.dtype.byteorder == ">":
         value = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("="))
     assert spec.tensor is not None
-    if spec.tensor.dtype is not None:
-        return value
+    if spec.tensor.vector or (spec.tensor.dtype is not None and _lists_are_exact(value)):
+        return value.tolist() if value.ndim == 0 else value  # orjson writes no 0-d arrays
     return {"dtype": value.dtype.str, "shape": list(value.shape), "data": value.ravel()}
+
+
+def _lists_are_exact(value: np.ndarray) -> bool:
+    """Whether nested lists read back into a fixed-dtype field give exactly ``value``. They lose
+    the shape of a 0-size dimension, and float16/float32 are written in their own shortest form,
+    which the field's exact-cast check (done in float64) rejects (34915672 as float32 is written
+    34915670.0). Vectors are cast without that check, so their lists are always exact."""
+    return 0 not in value.shape and (value.dtype.kind != "f" or value.dtype.itemsize == 8)
 
 
 def _float(value: float) -> Any:
@@ -51,7 +60,7 @@ def _other(doc_type: type[Doc], spec: FieldSpec, value: Any) -> Any:
     key = (doc_type, spec.name)
     adapter = _ADAPTERS.get(key)
     if adapter is None:
-        adapter = _ADAPTERS[key] = TypeAdapter(doc_type.model_fields[spec.name].annotation)
+        adapter = _ADAPTERS[key] = TypeAdapter(doc_type.model_fields[spec.name].rebuild_annotation())
     return adapter.dump_python(value, mode="json")
 
 
@@ -81,7 +90,8 @@ def doc_to_jsonable(doc: Doc) -> dict[str, Any]:
     return out
 
 
-def _dumps(obj: Any) -> bytes:
+def dumps_json(obj: Any) -> bytes:
+    """orjson with numpy support; ints beyond 64 bits (which orjson cannot hold) as text."""
     try:
         return orjson.dumps(obj, option=_OPTS)
     except TypeError:  # ints beyond 64 bits, which orjson (and many JSON readers) cannot hold
@@ -103,7 +113,7 @@ def _big_ints_as_text(obj: Any) -> Any:
 
 def dumps_docs(docs: Iterable[Doc], doc_type: type[Doc]) -> bytes:
     """A JSON array of documents, as UTF-8 bytes."""
-    return _dumps([doc_to_jsonable(d) for d in docs])
+    return dumps_json([doc_to_jsonable(d) for d in docs])
 
 
 def _restore(data: Any, doc_type: type[Doc]) -> Any:
@@ -162,13 +172,21 @@ def _validate_all(items: list[Any], doc_type: type[Doc], offset: int = 0) -> lis
 
 
 def write_jsonl(path: str | Path, docs: Iterable[Doc]) -> int:
-    """Write one JSON document per line; returns the count. Streams: any iterable works."""
+    """Write one JSON document per line; returns the count. Streams: any iterable works.
+
+    If writing fails, the partial file is removed: its complete lines would otherwise read
+    back as a valid file with fewer documents.
+    """
     n = 0
-    with open(path, "wb") as fh:
-        for doc in docs:
-            fh.write(_dumps(doc_to_jsonable(doc)))
-            fh.write(b"\n")
-            n += 1
+    try:
+        with open(path, "wb") as fh:
+            for doc in docs:
+                fh.write(dumps_json(doc_to_jsonable(doc)))
+                fh.write(b"\n")
+                n += 1
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
     return n
 
 
