@@ -186,3 +186,34 @@ def test_errors_are_one_clear_line(indexed, tmp_path, args, fragment):
     assert fragment in lines[0]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "newdb").exists()  # nothing written half-way
+
+
+def test_eval_and_plot_commands(indexed, tmp_path):
+    root, checks, db, _ = indexed
+    qrels = tmp_path / "qrels.jsonl"
+    lines = []
+    for c in checks:
+        rel = {"uri": str(root / c.file)} | ({"start": c.span[0], "end": c.span[1]} if c.span else {})
+        lines.append(json.dumps({"query": c.query, "relevant": [rel]}))
+    qrels.write_text("\n".join(lines))
+    configs = tmp_path / "configs.json"
+    configs.write_text(json.dumps([{"name": "no keywords", "weights": {"bm25": 0}}]))
+    out = json.loads(
+        run_cli(
+            "eval", "--db", str(db), "--qrels", str(qrels), "--k", "1,3", "--compare", str(configs), "--json"
+        ).stdout
+    )
+    default, other = out["configs"]
+    assert (default["name"], other["name"]) == ("default", "no keywords")
+    assert default["queries"] == len(checks)
+    assert default["overall"]["hit@3"] == 1.0  # the same checks as the top-3 test above
+    assert set(default["per_modality"]) >= {"image", "video", "text"}
+    table = run_cli("eval", "--db", str(db), "--qrels", str(qrels)).stdout
+    assert "per modality" in table and "ndcg@10" in table
+    png, page = tmp_path / "space.png", tmp_path / "space.html"
+    res = json.loads(run_cli("plot", "--db", str(db), "--out", str(png), "--query", "a cat", "--json").stdout)
+    assert png.exists() and res["points"] >= len(list(root.rglob("*.*"))) - 2
+    run_cli("plot", "--db", str(db), "--out", str(page), "--space", "image")
+    assert "<svg" in page.read_text()
+    bad = run_cli("plot", "--db", str(db), "--out", str(tmp_path / "x.gif"), check=False)
+    assert bad.returncode != 0 and "png or .html" in bad.stderr

@@ -323,7 +323,7 @@ def _validate_column(spec: FieldSpec, col: Any, doc_type: type[Doc]) -> Column:
         if adapter is None:
             field = doc_type.model_fields[spec.name]
             # rebuild_annotation() keeps Annotated metadata (the TensorSpec of NdArray[...] fields)
-            adapter = _ADAPTERS[key] = TypeAdapter(list[field.rebuild_annotation()])  # type: ignore[misc]
+            adapter = _ADAPTERS[key] = TypeAdapter(list[field.rebuild_annotation()])  # type: ignore[misc,arg-type]
         values = adapter.validate_python(list(col))
         return _build_column(spec, values) if spec.kind in ("vector", "tensor", "docs") else values
     except ValidationError as exc:
