@@ -6,7 +6,7 @@ Each test's docstring says what the contract is and where to look when a backend
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import date, datetime, timezone
 
 import numpy as np
 import pytest
@@ -178,13 +178,15 @@ def test_nested_search_ranks_parents_by_best_segment(store):
 def test_nested_search_mean_aggregation(store):
     clips = make_clips()
     q = np.random.default_rng(3).normal(size=8)
-    hits = store.search(q, field="segments.embedding", limit=3, aggregate="mean", exact=True)
     want = brute(clips, q, field="segments.embedding", agg="mean")
-    candidates = {i for _, i in want}
-    assert {h.id for h in hits} <= candidates
-    scores = {i: s for s, i in want}
-    for h in hits:
-        assert h.score == pytest.approx(scores[h.id], rel=1e-4, abs=1e-5)
+    for exact in (True, False, None):
+        hits = store.search(q, field="segments.embedding", limit=5, aggregate="mean", exact=exact)
+        assert [h.id for h in hits] == [i for _, i in want[:5]]  # the exact mean ranking, not a subset of it
+        assert [h.score for h in hits] == pytest.approx([s for s, _ in want[:5]], rel=1e-4, abs=1e-5)
+        for h in hits:  # the match is the document's best segment
+            segs = [s for s in h.doc.segments if s.embedding is not None]
+            best = max(segs, key=lambda s: float(s.embedding @ q / np.linalg.norm(s.embedding)))
+            assert h.match.id == best.id
 
 
 def test_search_by_document_and_batch(store):
@@ -253,6 +255,14 @@ FILTERS = [
     {"year": "2000"},  # a string never equals a number
     {"draft": 1},  # a number never equals a boolean
     {"id": {"$in": ["c1", "c2", "zz"]}},
+    {"draft": {"$gt": False}},  # booleans have no order
+    {"meta": None},
+    {"meta": {"$exists": True}},  # an object (even an empty one) is a value
+    {"tags": {"$exists": False}},  # an empty list is not
+    {"when": {"$gte": "2020-01-10"}},  # text never compares with a datetime field
+    {"when": {"$gte": datetime(2020, 1, 10, tzinfo=timezone.utc)}},  # aware vs naive: no match
+    {"when": {"$lt": date(2021, 1, 1)}},  # a date is not a datetime
+    {"when": {"$ne": "2020-01-10T12:00:00"}},
 ]
 
 
@@ -298,6 +308,9 @@ def test_filtered_nested_search(store):
         ({"year": {"$in": 5}}, pm.ConfigError),
         ({"year": {"$gt": [1, 2]}}, pm.ConfigError),
         ({"$or": []}, pm.ConfigError),
+        ({"embedding": {"$exists": True}}, pm.SchemaError),
+        ({"segments.embedding": None}, pm.SchemaError),
+        ({"thumb": None}, pm.SchemaError),
         ("year = 5", pm.ConfigError),
     ],
 )

@@ -174,6 +174,10 @@ class DocList(list[T], Generic[T]):
 
         return docvec_of(self._require_type())(self)
 
+    def to_doc_vec(self) -> DocVec[T]:
+        """Alias of :meth:`to_vec`, the name DocArray users know."""
+        return self.to_vec()
+
     def _require_type(self) -> type[Doc]:
         if self.doc_type is not None:
             return self.doc_type

@@ -337,13 +337,13 @@ def _validate_stack(spec: FieldSpec, arr: np.ndarray) -> np.ndarray:
     assert spec.tensor is not None
     t = spec.tensor
     try:
-        probe = t.validate(arr[0]) if len(arr) else None
-        if probe is not None and probe.dtype != arr.dtype:
-            arr = arr.astype(probe.dtype)
-        if t.vector:
+        if t.vector and arr.dtype.kind == "f":  # checked first, so every bad row is named the same way
             bad = _first_non_finite_row(arr)
             if bad is not None:
                 raise SchemaError(f"column {spec.name!r}: row {bad} is not finite (NaN or infinity)", field=spec.name)
+        probe = t.validate(arr[0]) if len(arr) else None
+        if probe is not None and probe.dtype != arr.dtype:
+            arr = arr.astype(probe.dtype)
         if t.shape is not None:
             t._check_shape(arr.shape[1:])
     except PydanticCustomError as exc:

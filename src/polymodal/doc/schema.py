@@ -115,6 +115,13 @@ class DocSchema:
             cls = _import_class(data.get("class", ""))
             if cls is not None and schema_of(cls).fingerprint == _fingerprint_of(data):
                 return cls
+        import warnings
+
+        warnings.warn(
+            f"the class {data.get('class', data['name'])} is not importable here, so documents come back as an "
+            f"equivalent generated class {data['name']!r}; pass schema={data['name']} to get your own class",
+            stacklevel=3,
+        )
         return _create_class(data)
 
 

@@ -38,14 +38,24 @@ class EmbedderConfig(BaseModel):
 
 
 def resolve_device(device: str | None) -> str:
-    """``"auto"`` (or None) means CUDA when torch sees a GPU, else CPU."""
-    if device not in (None, "auto"):
-        return str(device)
+    """``"auto"`` (or None) means CUDA when torch sees a GPU, else CPU.
+
+    Raises:
+        ConfigError: an unknown device, or CUDA asked for where torch sees no GPU.
+    """
     try:
         import torch
     except ImportError:
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
+        return "cpu" if device in (None, "auto", "cpu") else str(device)
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(str(device))
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from exc
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU; use device='cpu' or 'auto'")
+    return str(device)
 
 
 class Embedder(ABC):

@@ -68,7 +68,7 @@ class HFDualEncoder(Embedder):
         transformers = _require_transformers(self.label)
         import torch
 
-        device = _check_device(resolve_device(config.options.get("device")), torch)
+        device = resolve_device(config.options.get("device"))
         fp16 = bool(config.options.get("fp16", device.startswith("cuda")))
         dtype = torch.float16 if fp16 else torch.float32
         location = resolve_model(config.model)
@@ -230,16 +230,6 @@ def _require_transformers(label: str) -> Any:
     except ImportError:
         raise OptionalDependencyError.for_package("transformers", "models", f"{label} embeddings") from None
     return transformers
-
-
-def _check_device(device: str, torch: Any) -> str:
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise ConfigError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from exc
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU; use device='cpu' or 'auto'")
-    return device
 
 
 def _check_path(model: str, label: str) -> None:

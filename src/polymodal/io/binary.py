@@ -37,7 +37,18 @@ from polymodal.errors import FormatError, SchemaError
 from polymodal.io.columns import ALIGN, Buffers, as_vec, decode_vec, encode_vec
 from polymodal.io.compression import codec_id, compress, decompress
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "BinaryWriter", "dumps", "iter_batches", "loads", "read", "write"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "BinaryWriter",
+    "dumps",
+    "iter_batches",
+    "iter_vecs",
+    "loads",
+    "read",
+    "read_header",
+    "write",
+]
 
 MAGIC = b"PMDL\r\n\x1a\n"
 FORMAT_VERSION = 1
@@ -144,9 +155,10 @@ class BinaryWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if exc[0] is not None and self._own:  # do not seal a file whose writing failed
-            self._fh.close()
+        if exc[0] is not None:  # never seal data whose writing failed: readers must see it as cut
             self._closed = True
+            if self._own:
+                self._fh.close()
             return
         self.close()
 

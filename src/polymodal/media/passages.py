@@ -35,8 +35,10 @@ def split_passages(text: str, *, max_chars: int = 800, min_chars: int = 80) -> l
         pos = match.end() if match else len(text)
     merged: list[tuple[int, int]] = []
     for start, end in pieces:
-        if merged and (end - merged[-1][0] <= max_chars) and (
-            merged[-1][1] - merged[-1][0] < min_chars or end - start < min_chars
+        if (
+            merged
+            and (end - merged[-1][0] <= max_chars)
+            and (merged[-1][1] - merged[-1][0] < min_chars or end - start < min_chars)
         ):
             merged[-1] = (merged[-1][0], end)
         else:

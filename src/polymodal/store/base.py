@@ -66,7 +66,11 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What a backend can do; the base class refuses other calls up front."""
+    """What a backend can do; the base class refuses other calls up front.
+
+    ``hybrid`` means the engine ranks vector and text together natively; without it,
+    :meth:`Store.hybrid_search` still works, fusing the two result lists in Python.
+    """
 
     filter: bool = True
     text: bool = False
@@ -90,8 +94,9 @@ class VectorField:
 
 
 class StoreConfig(BaseModel):
-    """Options of a store, saved with it. Structural options cannot change on reopen;
-    search-time ones (``ef_search``, ``exact_threshold``) can."""
+    """Options of a store, saved with it. Structural options (``metric``, ``text_fields``,
+    ``hnsw_m``, ``hnsw_ef_construction``) cannot change on reopen; the others (``ef_search``,
+    ``exact_threshold``, ``durability``) can."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -501,7 +506,29 @@ class Store(ABC, Generic[T]):
     def _filter(self, where: Mapping[str, Any] | None) -> flt.Filter | None:
         if where is not None and not self.capabilities.filter:
             self._require("filter")
-        return flt.parse(where, fields=self.doc_type.model_fields.keys())
+        parsed = flt.parse(where, fields=self.doc_type.model_fields.keys())
+        for path in flt.fields_of(parsed):
+            kind = self._path_kind(path)
+            if kind in ("vector", "tensor", "bytes"):
+                raise SchemaError(
+                    f"{path!r} is a {kind} field, which filters cannot test; filter on plain fields "
+                    "(numbers, text, booleans, dates, lists of them)",
+                    field=path,
+                )
+        return parsed
+
+    def _path_kind(self, path: str) -> str | None:
+        """The kind of the field a dotted path ends at (None inside plain dict/list fields)."""
+        cls: type[Doc] | None = self.doc_type
+        parts = path.split(".")
+        for i, part in enumerate(parts):
+            spec = schema_of(cls).by_name.get(part) if cls is not None else None
+            if spec is None:
+                return None
+            if i == len(parts) - 1:
+                return spec.kind
+            cls = spec.doc_type if spec.kind in ("docs", "doc") else None
+        return None
 
     def _pick_field(self, field: str | None, dim: int | None) -> VectorField:
         if field is not None:
@@ -515,6 +542,9 @@ class Store(ABC, Generic[T]):
         if len(self.vector_fields) == 1:
             return next(iter(self.vector_fields.values()))
         fitting = [vf for vf in self.vector_fields.values() if dim is None or self._dim_of(vf) in (None, dim)]
+        if not fitting:
+            dims = ", ".join(f"{vf.path} ({self._dim_of(vf) or 'unsized'})" for vf in self.vector_fields.values())
+            raise SchemaError(f"no vector field has dimension {dim}; fields: {dims}")
         top = [vf for vf in fitting if not vf.nested]
         if len(top) == 1:
             return top[0]
@@ -558,8 +588,8 @@ class Store(ABC, Generic[T]):
             return np.asarray(value, dtype=np.float32)
         if isinstance(query, str):
             raise ConfigError(
-                "Store.search takes a vector; for text use text_search(), or embed the text first "
-                "(polymodal.search with an embedder does both)"
+                "Store.search takes a vector; for words use text_search(), or embed them first: "
+                "polymodal.embed.load(...).embed_one(text)"
             )
         from polymodal.doc.tensor import to_numpy
 

@@ -13,8 +13,10 @@ the contract tests check they agree):
   middle of a plain dict/list field.
 * ``None`` (or a missing path) never satisfies a comparison; ``{"f": None}`` matches null or
   missing, ``{"f": {"$exists": True}}`` matches a non-null value.
-* Numbers compare with numbers, strings with strings, booleans only equal booleans; a value of
-  another type simply does not match (no error, no coercion). Datetimes compare as datetimes.
+* Numbers compare with numbers, strings with strings, booleans only equal booleans (and have
+  no order); a value of another type simply does not match (no error, no coercion). Datetimes
+  compare with datetimes of the same kind (both naive or both timezone-aware), dates with dates.
+* Vector, tensor and bytes fields cannot be filtered (the store rejects such paths).
 
 >>> f = parse({"year": {"$gte": 2020}, "tags": {"$in": ["cat", "dog"]}}, fields={"year", "tags"})
 >>> matches(f, {"year": 2021, "tags": ["dog"]}), matches(f, {"year": 2019, "tags": ["dog"]})
@@ -197,7 +199,7 @@ def _eq(a: Any, b: Any) -> bool:
 
 
 def _cmp(op: str, a: Any, b: Any) -> bool:
-    if not _comparable(a, b):
+    if not _comparable(a, b) or isinstance(a, bool):  # booleans are equal or not, never ordered
         return False
     if op == "$gt":
         return bool(a > b)

@@ -38,17 +38,32 @@ def _json_path(parts: list[str]) -> str:
     return "$" + "".join(f'."{p}"' for p in parts)
 
 
+_AWARE = "(v.value GLOB '*Z' OR v.value GLOB '*[+-][0-9][0-9]:[0-9][0-9]')"
+
+
 def _typed(value: Any) -> tuple[str, Any]:
-    """(JSON type guard, SQL parameter) for a filter operand."""
+    """(JSON type guard, SQL parameter) for a filter operand. Datetimes and dates are stored as
+    ISO text: the guard keeps dates with dates, and naive with naive (aware with aware) datetimes."""
     if isinstance(value, bool):
         return ("IN ('true')" if value else "IN ('false')"), None
     if isinstance(value, (int, float)):
         return "IN ('integer', 'real')", value
     if isinstance(value, datetime):
-        return "= 'text'", _DT.dump_python(value, mode="json")
+        aware = _AWARE if value.tzinfo is not None else f"NOT {_AWARE}"
+        return f"= 'text' AND v.value GLOB '*T*' AND {aware}", _DT.dump_python(value, mode="json")
     if isinstance(value, date):
-        return "= 'text'", _DATE.dump_python(value, mode="json")
+        return "= 'text' AND v.value GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'", _DATE.dump_python(
+            value, mode="json"
+        )
     return "= 'text'", value
+
+
+def _kind_matches(declared: Any, value: Any) -> bool:
+    """False when a declared date/datetime field meets a non-date operand, or the reverse: such
+    values never compare (a date field is not its ISO text)."""
+    is_dt_field = isinstance(declared, type) and issubclass(declared, date)
+    is_dt_value = isinstance(value, date)
+    return declared is None or is_dt_field == is_dt_value
 
 
 class _Builder:
@@ -69,7 +84,8 @@ class _Builder:
 
     # "some non-null value at path satisfies pred" -------------------------------------------
     def exists(self, path: str, pred: str | None, params: list[Any]) -> str:
-        """SQL true when a non-null value at ``path`` satisfies ``pred`` (over ``v.type``/``v.value``)."""
+        """SQL true when a non-null value at ``path`` satisfies ``pred`` (over ``v.type``/``v.value``);
+        without ``pred``, when the path holds a value at all (an object counts, an empty list not)."""
         head, *rest = path.split(".")
         if not rest and head in self.indexed:
             expr = f"json_extract({self.column}, {_q(_json_path([head]))})"
@@ -79,14 +95,39 @@ class _Builder:
                 cond += " AND " + pred.replace("v.type", typ).replace("v.value", expr)
             self.params.extend(params)
             return f"({cond})"
-        sources, last = self._sources(path)
-        leaf = f"json_each({last[0]}, {_q(_json_path(last[1]))}) v" if last[1] else f"json_each({last[0]}) v"
+        sources, (base, rest_path) = self._sources(path)
+        target = f"{base}, {_q(_json_path(rest_path))}" if rest_path else base
         where = ["v.type != 'null'", "typeof(v.key) != 'text'"]  # list elements or the value itself
         if pred is not None:
             where.append(pred)
         self.params.extend(params)
         # every piece is built here from schema paths and placeholders; values go in params
-        return f"EXISTS (SELECT 1 FROM {', '.join([*sources, leaf])} WHERE {' AND '.join(where)})"
+        elements = f"EXISTS (SELECT 1 FROM json_each({target}) v WHERE {' AND '.join(where)})"
+        leaf = elements if pred is not None else f"(json_type({target}) = 'object' OR {elements})"
+        if not sources:
+            return f"({leaf})"
+        return f"EXISTS (SELECT 1 FROM {', '.join(sources)} WHERE {leaf})"
+
+    def leaf_type(self, path: str) -> Any:
+        """The declared Python type at the end of ``path`` (None when the path enters a plain
+        dict/list field, whose contents have no declared type)."""
+        import typing
+
+        cls: type[Doc] | None = self.doc_type
+        parts = path.split(".")
+        for i, part in enumerate(parts):
+            spec = schema_of(cls).by_name.get(part) if cls is not None else None
+            if spec is None:
+                return None
+            if spec.kind in ("docs", "doc"):
+                cls = spec.doc_type
+                continue
+            if i != len(parts) - 1:
+                return None
+            ann = spec.annotation
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            return args[0] if len(args) == 1 and typing.get_origin(ann) is not None else ann
+        return None
 
     def _sources(self, path: str) -> tuple[list[str], tuple[str, list[str]]]:
         """json_each sources for the nested-document lists along ``path``, and the leaf base."""
@@ -128,12 +169,16 @@ class _Builder:
             found = "(" + " OR ".join(parts) + ")" if parts else "(0)"
             return found if op == "$in" else f"(NOT {found})"
         guard, param = _typed(value)
-        if param is None:  # booleans have no order
+        if param is None or not _kind_matches(self.leaf_type(c.path), value):  # booleans have no order
             return "(0)"
         return self.exists(c.path, f"v.type {guard} AND v.value {_OPS[op]} ?", [param])
 
     def _eq(self, path: str, values: list[Any]) -> str:
         preds, params = [], []
+        declared = self.leaf_type(path)
+        values = [v for v in values if _kind_matches(declared, v)]
+        if not values:
+            return "(0)"
         for v in values:
             guard, param = _typed(v)
             if param is None:

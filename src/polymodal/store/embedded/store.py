@@ -235,9 +235,12 @@ class EmbeddedStore(Store[T]):
 
     def _allocate(self, fid: int, n: int) -> list[int]:
         lo, hi = fid << db.FIELD_SHIFT, (fid + 1) << db.FIELD_SHIFT
-        reuse = [k for (k,) in self._conn.execute(
-            "SELECT key FROM free_slots WHERE key >= ? AND key < ? ORDER BY key LIMIT ?", (lo, hi, n)
-        )]
+        reuse = [
+            k
+            for (k,) in self._conn.execute(
+                "SELECT key FROM free_slots WHERE key >= ? AND key < ? ORDER BY key LIMIT ?", (lo, hi, n)
+            )
+        ]
         if reuse:
             self._conn.executemany("DELETE FROM free_slots WHERE key = ?", [(k,) for k in reuse])
         start = int(db.get_meta(self._conn, f"next_slot:{fid}", 0))
@@ -262,8 +265,9 @@ class EmbeddedStore(Store[T]):
             self._apply_local(freed, [], applied_before, seq)
             return len(rids)
 
-    def _apply_local(self, freed: list[tuple[int, int]], written: list[tuple[int, int, str, np.ndarray]],
-                     before: int, seq: int) -> None:
+    def _apply_local(
+        self, freed: list[tuple[int, int]], written: list[tuple[int, int, str, np.ndarray]], before: int, seq: int
+    ) -> None:
         """Mirror a committed write into the loaded indexes (when they were current).
 
         The write is committed when this runs, so it must not fail: an index that cannot take
@@ -347,12 +351,19 @@ class EmbeddedStore(Store[T]):
         lo, hi = fid << db.FIELD_SHIFT, (fid + 1) << db.FIELD_SHIFT
         with self._snapshot():
             seq = db.last_seq(self._conn)
-            count = self._conn.execute(
-                "SELECT COUNT(*) FROM vectors WHERE key >= ? AND key < ?", (lo, hi)).fetchone()[0]
-            index = AnnIndex(dim, vf.metric, m=self.config.hnsw_m, ef_construction=self.config.hnsw_ef_construction,
-                             capacity=max(1024, count))
+            count = self._conn.execute("SELECT COUNT(*) FROM vectors WHERE key >= ? AND key < ?", (lo, hi)).fetchone()[
+                0
+            ]
+            index = AnnIndex(
+                dim,
+                vf.metric,
+                m=self.config.hnsw_m,
+                ef_construction=self.config.hnsw_ef_construction,
+                capacity=max(1024, count),
+            )
             cur = self._conn.execute(
-                "SELECT key, rid, pos, vec FROM vectors WHERE key >= ? AND key < ? ORDER BY key", (lo, hi))
+                "SELECT key, rid, pos, vec FROM vectors WHERE key >= ? AND key < ? ORDER BY key", (lo, hi)
+            )
             while batch := cur.fetchmany(20_000):
                 _set_rows(index, batch, lo, dim)
         self._applied[fid] = seq
@@ -367,10 +378,14 @@ class EmbeddedStore(Store[T]):
             lo, hi = fid << db.FIELD_SHIFT, (fid + 1) << db.FIELD_SHIFT
             present = self._conn.execute(
                 "SELECT v.key, v.rid, v.pos, v.vec FROM vectors v JOIN (SELECT DISTINCT key FROM changes WHERE seq > ? "
-                "AND key >= ? AND key < ?) c ON v.key = c.key", (after, lo, hi)).fetchall()
+                "AND key >= ? AND key < ?) c ON v.key = c.key",
+                (after, lo, hi),
+            ).fetchall()
             absent = self._conn.execute(
                 "SELECT DISTINCT c.key FROM changes c LEFT JOIN vectors v ON v.key = c.key "
-                "WHERE c.seq > ? AND c.key >= ? AND c.key < ? AND v.key IS NULL", (after, lo, hi)).fetchall()
+                "WHERE c.seq > ? AND c.key >= ? AND c.key < ? AND v.key IS NULL",
+                (after, lo, hi),
+            ).fetchall()
         index.remove(np.array([k - lo for (k,) in absent], dtype=np.int64))
         _set_rows(index, present, lo, index.dim)
         self._applied[fid] = seq
@@ -432,8 +447,9 @@ class EmbeddedStore(Store[T]):
             try:
                 self._checkpoint()
             except (OSError, sqlite3.Error) as exc:
-                warnings.warn(f"polymodal: automatic checkpoint of {self.path} failed: {exc}", RuntimeWarning,
-                              stacklevel=4)
+                warnings.warn(
+                    f"polymodal: automatic checkpoint of {self.path} failed: {exc}", RuntimeWarning, stacklevel=4
+                )
 
     def _set_field_dim(self, path: str, dim: int) -> None:
         """Fix a field's dimension once, under the write lock, so two processes adding the
@@ -476,8 +492,12 @@ class EmbeddedStore(Store[T]):
         last = 0
         while True:
             with self._lock, self._snapshot():
-                rids = [r for (r,) in self._conn.execute(
-                    "SELECT rid FROM docs WHERE rid > ? ORDER BY rid LIMIT ?", (last, batch_size))]
+                rids = [
+                    r
+                    for (r,) in self._conn.execute(
+                        "SELECT rid FROM docs WHERE rid > ? ORDER BY rid LIMIT ?", (last, batch_size)
+                    )
+                ]
                 if not rids:
                     return
                 docs = self._load(rids)
@@ -485,8 +505,13 @@ class EmbeddedStore(Store[T]):
             yield [docs[r] for r in rids if r in docs]
 
     def _vector_search(
-        self, field: VectorField, queries: np.ndarray, limit: int, where: flt.Filter | None,
-        aggregate: Aggregate, exact: bool | None,
+        self,
+        field: VectorField,
+        queries: np.ndarray,
+        limit: int,
+        where: flt.Filter | None,
+        aggregate: Aggregate,
+        exact: bool | None,
     ) -> list[list[Hit]]:
         fid = self._field_ids[field.path]
         with self._lock, self._snapshot():
@@ -512,14 +537,29 @@ class EmbeddedStore(Store[T]):
             out.append(hits)
         return out
 
-    def _rank(self, index: AnnIndex, q: np.ndarray, limit: int, allowed: np.ndarray | None, n_allowed: int,
-              nested: bool, aggregate: str, exact: bool | None) -> list[tuple[int, float, str]]:
+    def _rank(
+        self,
+        index: AnnIndex,
+        q: np.ndarray,
+        limit: int,
+        allowed: np.ndarray | None,
+        n_allowed: int,
+        nested: bool,
+        aggregate: str,
+        exact: bool | None,
+    ) -> list[tuple[int, float, str]]:
         """Best documents for one query: (rid, score, position of the best sub-document)."""
-        search: dict[str, Any] = {"allowed": allowed, "exact": exact, "ef": self.config.ef_search,
-                  "exact_threshold": self.config.exact_threshold}
+        search: dict[str, Any] = {
+            "allowed": allowed,
+            "exact": exact,
+            "ef": self.config.ef_search,
+            "exact_threshold": self.config.exact_threshold,
+        }
         if not nested:
             slots, scores = index.search(q[None], limit, **search)[0]
             return [(int(index.owner[s]), float(sc), "") for s, sc in zip(slots, scores, strict=True)]
+        if aggregate == "mean":
+            return _mean_ranking(index, q, limit, allowed)
         depth = limit * 4
         while True:
             slots, scores = index.search(q[None], depth, **search)[0]
@@ -532,8 +572,6 @@ class EmbeddedStore(Store[T]):
                 break
             depth = min(depth * 4, n_allowed)
         ranked = [(rid, s, p) for rid, (s, p) in best.items()]
-        if aggregate == "mean":
-            ranked = _mean_scores(index, q, ranked)
         ranked.sort(key=lambda t: (-t[1], t[0]))
         return ranked[:limit]
 
@@ -557,8 +595,14 @@ class EmbeddedStore(Store[T]):
             sql, params = to_sql(where, self.doc_type)
             allowed_sql = f"SELECT rid FROM docs WHERE {sql}"
         with self._lock, self._snapshot():
-            found = fts.search_fts(self._conn, fts.build_query(text, mode), limit=limit, field=field,
-                                   allowed_sql=allowed_sql, allowed_params=params)
+            found = fts.search_fts(
+                self._conn,
+                fts.build_query(text, mode),
+                limit=limit,
+                field=field,
+                allowed_sql=allowed_sql,
+                allowed_params=params,
+            )
             docs = self._load([h.rid for h in found])
         hits = []
         for h in found:
@@ -633,7 +677,7 @@ def _config(options: dict[str, Any]) -> StoreConfig:
         return StoreConfig.model_validate(options)
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = ".".join(map(str, first["loc"]))
+        name = str(first["loc"][0]) if first["loc"] else "options"  # the option, not pydantic's inner path
         raise ConfigError(f"store option {name!r}: {first['msg']}", option=name) from None
 
 
@@ -703,13 +747,23 @@ def _set_rows(index: AnnIndex, rows: Sequence[tuple[int, int, str, bytes]], lo: 
     index.set(slots, vecs, [r[1] for r in rows], [r[2] for r in rows])
 
 
-def _mean_scores(index: AnnIndex, q: np.ndarray, ranked: list[tuple[int, float, str]]) -> list[tuple[int, float, str]]:
-    """Re-score candidate documents by the mean similarity over all their sub-document vectors."""
-    out = []
-    live = index.valid
-    for rid, best, pos in ranked:
-        slots = np.flatnonzero((index.owner == rid) & live)
-        vecs = index.matrix[slots]
-        sims = -np.linalg.norm(vecs - q, axis=1) if index.metric == "l2" else vecs @ q
-        out.append((rid, float(np.mean(sims)) if len(sims) else best, pos))
-    return out
+def _mean_ranking(
+    index: AnnIndex, q: np.ndarray, limit: int, allowed: np.ndarray | None
+) -> list[tuple[int, float, str]]:
+    """Exact mean-of-segments ranking: every (allowed) document's mean similarity over all its
+    vectors, in one pass over the matrix (a best-segment search could miss a document whose
+    segments are all fairly good but none is the best), with its best segment as the match."""
+    mask = index.valid if allowed is None else index.valid & allowed[: index.capacity]
+    slots = np.flatnonzero(mask)
+    if not len(slots):
+        return []
+    vecs = index.matrix[slots]
+    sims = -np.linalg.norm(vecs - q, axis=1) if index.metric == "l2" else vecs @ q
+    owners = index.owner[slots]
+    uniq, inverse = np.unique(owners, return_inverse=True)
+    means = np.bincount(inverse, weights=sims) / np.bincount(inverse)
+    order = np.lexsort((-sims, inverse))  # grouped by document, its best slot first
+    first = order[np.concatenate([[True], np.diff(inverse[order]) != 0])]
+    best_pos = {int(owners[i]): index.pos[int(slots[i])] for i in first}
+    top = np.lexsort((uniq, -means))[:limit]
+    return [(int(uniq[i]), float(means[i]), best_pos[int(uniq[i])]) for i in top]
