@@ -93,6 +93,19 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--query", default=None, help="draw this query and lines to its top hits")
     pl.add_argument("--json", action="store_true")
 
+    sv = sub.add_parser("serve", help="serve a store over HTTP (and gRPC) with a search page")
+    sv.add_argument("--db", required=True, help="store directory or URI")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8080)
+    sv.add_argument("--grpc-port", type=int, default=None, help="also serve gRPC on this port")
+    sv.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
+    sv.add_argument("--api-key-file", default=None, help="file holding the API key (else POLYMODAL_API_KEY)")
+    sv.add_argument("--insecure", action="store_true", help="listen beyond loopback without an API key")
+    sv.add_argument("--media-root", action="append", default=[], help="directory media may be served from "
+                    "(default: the folders the store was indexed from)")
+    sv.add_argument("--allow-url", action="append", default=[], help="URL prefix the server may fetch")
+    sv.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body, in MB")
+
     demo = sub.add_parser("demo", help="build a demo corpus from packaged media, index it, run example queries")
     demo.add_argument("--dir", default="polymodal-demo", help="where to write the demo files and store")
     demo.add_argument("--profile", default="auto", choices=["auto", "offline", "clip"])
@@ -383,6 +396,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from polymodal.serve.run import serve
+
+    return serve(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from polymodal.library.demo import run_demo
 
@@ -396,6 +415,7 @@ _COMMANDS = {
     "info": cmd_info,
     "eval": cmd_eval,
     "plot": cmd_plot,
+    "serve": cmd_serve,
     "demo": cmd_demo,
 }
 

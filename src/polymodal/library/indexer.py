@@ -116,6 +116,10 @@ def index_paths(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise ConfigError(f"no such file or directory: {', '.join(missing)}")
+    roots = sorted(
+        {*(store.get_setting("roots") or []), *(str(p.resolve() if p.is_dir() else p.resolve().parent) for p in paths)}
+    )
+    store.set_setting("roots", roots)  # what a server may serve files from (see polymodal serve)
     known = {row["uri"]: row for row in store.scan(["uri", "size", "mtime"])}
     files = list(walk(paths))
     todo: list[Path] = []

@@ -97,7 +97,7 @@ class LibrarySearch:
     def collect(
         self,
         kind: str,
-        value: str | Path,
+        value: str | Path | bytes,
         *,
         where: Mapping[str, Any] | None = None,
         modalities: Sequence[str] | None = None,
@@ -142,7 +142,7 @@ class LibrarySearch:
 
     def image(
         self,
-        path: str | Path,
+        path: str | Path | bytes,
         *,
         limit: int = 10,
         where: Mapping[str, Any] | None = None,
@@ -152,18 +152,19 @@ class LibrarySearch:
         scored = self.collect("image", path, where=where, modalities=modalities, depth=max(50, 5 * limit))
         return self.rank(scored, limit=limit)
 
-    def _embed_image(self, path: str | Path) -> list[QueryVector]:
+    def _embed_image(self, path: str | Path | bytes) -> list[QueryVector]:
         if self.profile.image is None:
             raise ConfigError(f"the {self.profile.name} profile has no image model")
         from polymodal.media.image import decode_image
 
-        pixels = decode_image(Path(path), uri=str(path))
+        data = path if isinstance(path, bytes) else Path(path)
+        pixels = decode_image(data, uri="<upload>" if isinstance(path, bytes) else str(path))
         vec = load_embedder(self.profile.image).embed_one(pixels)
         return [QueryVector(c, vec) for c in self._channels(IMAGE_FIELDS)]
 
     def audio(
         self,
-        path: str | Path,
+        path: str | Path | bytes,
         *,
         limit: int = 10,
         where: Mapping[str, Any] | None = None,
@@ -173,10 +174,11 @@ class LibrarySearch:
         scored = self.collect("audio", path, where=where, modalities=modalities, depth=max(50, 5 * limit))
         return self.rank(scored, limit=limit)
 
-    def _embed_audio(self, path: str | Path) -> tuple[list[QueryVector], str]:
+    def _embed_audio(self, path: str | Path | bytes) -> tuple[list[QueryVector], str]:
         from polymodal.media.av_io import decode_audio
 
-        audio = decode_audio(Path(path), uri=str(path), sample_rate=16000)
+        data = path if isinstance(path, bytes) else Path(path)
+        audio = decode_audio(data, uri="<upload>" if isinstance(path, bytes) else str(path), sample_rate=16000)
         qvs: list[QueryVector] = []
         if self.profile.audio is not None:
             vec = load_embedder(self.profile.audio).embed_one(audio)

@@ -1,0 +1,96 @@
+"""``polymodal serve``: checks that must pass before listening, then uvicorn (and gRPC)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from polymodal.errors import ConfigError
+
+__all__ = ["build_service", "serve"]
+
+
+def build_service(
+    db: str, *, api_key: str | None, media_roots: list[str], allow_urls: list[str], max_body_mb: float
+) -> Any:
+    from polymodal.serve.service import Limits, Service
+
+    if "://" not in db and not (Path(db) / "store.db").exists():
+        raise ConfigError(f"no polymodal store at {db}; create one with `polymodal index PATH --db {db}`")
+    return Service.open(
+        db,
+        api_key=api_key,
+        media_roots=tuple(str(Path(r).resolve()) for r in media_roots),
+        allow_urls=tuple(allow_urls),
+        limits=Limits(max_body_bytes=int(max_body_mb * (1 << 20))),
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Refuse unsafe setups with one clear line, then serve until interrupted."""
+    from polymodal.serve.security import is_loopback, load_api_key
+
+    key = load_api_key(args.api_key_file)
+    if not is_loopback(args.host) and key is None and not args.insecure:
+        raise ConfigError(
+            f"refusing to listen on {args.host} without an API key: set POLYMODAL_API_KEY or --api-key-file "
+            "(or pass --insecure if this network is trusted)"
+        )
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    import uvicorn
+
+    from polymodal.serve.http import create_app
+
+    service = build_service(
+        args.db, api_key=key, media_roots=args.media_root, allow_urls=args.allow_url, max_body_mb=args.max_body_mb
+    )
+    grpc_server = None
+    if args.grpc_port is not None:
+        from polymodal.serve.grpc_server import start_grpc
+
+        grpc_server = start_grpc(service, host=args.host, port=args.grpc_port)
+    print(
+        f"polymodal: serving {args.db} on http://{args.host}:{args.port}"
+        + (f" and gRPC {args.host}:{args.grpc_port}" if grpc_server else "")
+        + ("" if key else " (no API key: loopback only)"),
+        file=sys.stderr,
+    )
+    try:
+        if args.workers > 1:
+            os.environ["POLYMODAL_SERVE_DB"] = args.db
+            uvicorn.run(
+                "polymodal.serve.run:app_from_env",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                log_level="warning",
+            )
+        else:
+            uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning")
+    finally:
+        if grpc_server is not None:
+            grpc_server.stop(grace=2)
+        service.store.close()
+    return 0
+
+
+def app_from_env() -> Any:
+    """App factory for worker processes (each opens the store itself)."""
+    from polymodal.serve.http import create_app
+    from polymodal.serve.security import load_api_key
+
+    db = os.environ["POLYMODAL_SERVE_DB"]
+    return create_app(
+        build_service(
+            db,
+            api_key=load_api_key(os.environ.get("POLYMODAL_API_KEY_FILE")),
+            media_roots=[],
+            allow_urls=[],
+            max_body_mb=64.0,
+        )
+    )

@@ -1,0 +1,263 @@
+"""The operations a server offers, independent of HTTP or gRPC: both front ends call this.
+
+It owns the open store (and, for a media library, its searcher and models), checks what a
+client may name (paths and URLs against the allow-lists), enforces limits, and turns results
+into plain JSON-ready dicts. Errors are polymodal errors; the front ends map them to status
+codes in one place (:func:`polymodal.errors.http_status`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from polymodal.doc.base import Doc
+from polymodal.doc.schema import schema_of
+from polymodal.errors import ConfigError, NotFoundError, SchemaError
+from polymodal.serve.security import allowed_path, allowed_url, sign_media
+from polymodal.store.base import Hit, Store
+
+__all__ = ["Limits", "SearchQuery", "Service"]
+
+
+class Limits(BaseModel):
+    """Request limits (all configurable on the command line)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_body_bytes: int = Field(64 << 20, ge=1024)
+    max_docs: int = Field(1000, ge=1, description="Documents per upload request.")
+    max_limit: int = Field(1000, ge=1, description="Largest `limit` a search may ask for.")
+    max_ids: int = Field(1000, ge=1, description="Examples per `similar` request.")
+
+
+class SearchQuery(BaseModel):
+    """A search request: words, a vector, or a media file (uploaded, or named when allowed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str | None = Field(None, max_length=10_000, description="Words to search for.")
+    vector: list[float] | None = Field(None, max_length=65_536, description="A query vector for `field`.")
+    field: str | None = Field(None, max_length=200, description="Vector field (with `vector`).")
+    image_url: str | None = Field(None, max_length=4096, description="A server-side image path or URL (allow-listed).")
+    audio_url: str | None = Field(None, max_length=4096, description="A server-side audio path or URL (allow-listed).")
+    limit: int = Field(10, ge=1, description="How many hits.")
+    where: dict[str, Any] | None = Field(None, description="Filter (see docs/store.md).")
+    modality: list[str] | None = Field(None, max_length=10, description="Only these modalities (media libraries).")
+
+
+@dataclass
+class Service:
+    """One open store served to many clients (thread-safe: the store locks internally)."""
+
+    store: Store[Any]
+    limits: Limits = field(default_factory=Limits)
+    api_key: str | None = None
+    media_roots: tuple[str, ...] = ()
+    allow_urls: tuple[str, ...] = ()
+    searcher: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, uri: str, **kwargs: Any) -> Service:
+        """Open a store; a media library (one indexed by ``polymodal index``) also gets its
+        searcher, so text, image and audio queries work."""
+        import polymodal as pm
+
+        store: Store[Any] = pm.open(uri)
+        svc = cls(store=store, **kwargs)
+        if store.get_setting("profile") is not None:
+            from polymodal.library.profile import Profile
+            from polymodal.library.search import LibrarySearch
+
+            svc.searcher = LibrarySearch(store, Profile.model_validate(store.get_setting("profile")))
+            if not svc.media_roots:
+                svc.media_roots = tuple(store.get_setting("roots") or ())
+        return svc
+
+    # -- search --------------------------------------------------------------------------------
+    def search(
+        self, query: SearchQuery, *, image: bytes | None = None, audio: bytes | None = None
+    ) -> list[dict[str, Any]]:
+        """Hits as JSON-ready dicts, best first.
+
+        Raises:
+            ConfigError: nothing to search with, or a named path/URL outside the allow-lists.
+            SchemaError: a vector of the wrong size, an unknown field, a bad filter.
+        """
+        if query.limit > self.limits.max_limit:
+            raise ConfigError(f"limit {query.limit} is over the server's maximum of {self.limits.max_limit}")
+        given = [x for x in (query.text, query.vector, query.image_url, query.audio_url, image, audio) if x is not None]
+        if len(given) != 1:
+            raise ConfigError("give exactly one of text, vector, image_url, audio_url or an uploaded file")
+        image = image if image is not None else self._named(query.image_url)
+        audio = audio if audio is not None else self._named(query.audio_url)
+        if query.vector is not None:
+            hits = self.store.search(
+                np.asarray(query.vector, np.float32),
+                field=query.field,
+                limit=query.limit,
+                where=self._where(query.where, query.modality),
+            )
+            return [self._hit(h) for h in hits]
+        if self.searcher is None:
+            if query.text is not None:
+                hits = self.store.text_search(
+                    query.text, limit=query.limit, where=self._where(query.where, query.modality)
+                )
+                return [self._hit(h) for h in hits]
+            raise ConfigError("this store has no models (it was not made by `polymodal index`): send a vector or text")
+        kw = {"limit": query.limit, "where": query.where, "modalities": query.modality}
+        if query.text is not None:
+            results = self.searcher.text(query.text, **kw)
+        elif image is not None:
+            results = self.searcher.image(image, **kw)
+        else:
+            results = self.searcher.audio(audio, **kw)
+        return [self._library_hit(h) for h in results]
+
+    def similar(
+        self,
+        ids: Sequence[str],
+        negative: Sequence[str] = (),
+        *,
+        limit: int = 10,
+        where: Mapping[str, Any] | None = None,
+        modality: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """ "More like this" for stored documents (ids only: a server never reads client paths)."""
+        if not ids:
+            raise ConfigError("give at least one document id")
+        if len(ids) + len(negative) > self.limits.max_ids:
+            raise ConfigError(f"at most {self.limits.max_ids} examples per request")
+        if limit > self.limits.max_limit:
+            raise ConfigError(f"limit {limit} is over the server's maximum of {self.limits.max_limit}")
+        for ref in (*ids, *negative):
+            self.store.get(ref)  # NotFoundError (404) for unknown ids; never treated as a path
+        if self.searcher is not None:
+            return [
+                self._library_hit(h)
+                for h in self.searcher.similar(list(ids), list(negative), limit=limit, where=where, modalities=modality)
+            ]
+        doc = self.store.get(ids[0])
+        vf = next(
+            (
+                vf
+                for vf in self.store.vector_fields.values()
+                if not vf.nested and getattr(doc, vf.path, None) is not None
+            ),
+            None,
+        )
+        if vf is None:
+            raise ConfigError("the example has no top-level vector to search with")
+        hits = self.store.search(
+            getattr(doc, vf.path), field=vf.path, limit=limit + len(ids), where=self._where(where, modality)
+        )
+        return [self._hit(h) for h in hits if h.id not in set(ids)][:limit]
+
+    def _where(self, where: Mapping[str, Any] | None, modality: Sequence[str] | None) -> dict[str, Any] | None:
+        if not modality:
+            return dict(where) if where else None
+        if "modality" not in self.store.doc_type.model_fields:
+            raise SchemaError("this store's documents have no modality field")
+        clause = {"modality": {"$in": list(modality)}}
+        return {"$and": [dict(where), clause]} if where else clause
+
+    def _named(self, ref: str | None) -> bytes | None:
+        """The bytes of a server-side path or URL a client named, only when allow-listed."""
+        if ref is None:
+            return None
+        if ref.lower().startswith(("http://", "https://")):
+            if not allowed_url(ref, self.allow_urls):
+                raise ConfigError("the server does not fetch that URL (not in its --allow-url list); upload the file")
+            from polymodal.media.source import read_bytes
+
+            return read_bytes(ref, allow_remote=True, max_bytes=self.limits.max_body_bytes)
+        path = allowed_path(ref, self.media_roots)
+        if path is None or not path.is_file():
+            raise ConfigError("the server does not read that path (not under its media roots); upload the file")
+        return path.read_bytes()
+
+    # -- documents -------------------------------------------------------------------------------
+    def add(self, docs: Sequence[Doc | Mapping[str, Any]]) -> int:
+        if len(docs) > self.limits.max_docs:
+            raise ConfigError(f"at most {self.limits.max_docs} documents per request; send them in batches")
+        self.store.add(docs)  # type: ignore[arg-type]
+        return len(docs)
+
+    def get(self, doc_id: str) -> Doc:
+        doc: Doc = self.store.get(doc_id)
+        return doc
+
+    def delete(self, doc_id: str) -> int:
+        return self.store.delete([doc_id])
+
+    def media_path(self, doc_id: str) -> Path:
+        """The local file behind a document, when it is under the media roots.
+
+        Raises:
+            NotFoundError: unknown id, a document without a file, or a file outside the roots
+                (reported as not found, so the server does not confirm what exists).
+        """
+        doc = self.store.get(doc_id)
+        uri = getattr(doc, "uri", None)
+        path = allowed_path(uri, self.media_roots) if isinstance(uri, str) else None
+        if path is None or not path.is_file():
+            raise NotFoundError(f"no media for document {doc_id!r}")
+        return path
+
+    def ready(self) -> dict[str, Any]:
+        profile = getattr(self.searcher, "profile", None)
+        return {
+            "ready": True,
+            "documents": self.store.count(),
+            "schema": self.store.doc_type.__name__,
+            "profile": getattr(profile, "name", None),
+        }
+
+    # -- results as JSON -------------------------------------------------------------------------
+    def _media(self, doc_id: str, start: float | None) -> str:
+        sig = sign_media(doc_id, self.api_key)
+        url = f"/media/{doc_id}" + (f"?{sig}" if sig else "")
+        return url + (f"#t={start:g}" if start is not None else "")
+
+    def _library_hit(self, h: Any) -> dict[str, Any]:
+        out: dict[str, Any] = h.as_dict()
+        out["media"] = self._media(h.id, h.start)
+        out["name"] = getattr(h.hit.doc, "name", None)
+        return out
+
+    def _hit(self, h: Hit) -> dict[str, Any]:
+        return {
+            "id": h.id,
+            "score": h.score,
+            "field": h.field,
+            "snippet": h.snippet,
+            "doc": doc_json(h.doc),
+            "match": doc_json(h.match) if h.match is not None else None,
+        }
+
+
+def doc_json(doc: Doc, *, vectors: bool = False) -> dict[str, Any]:
+    """A document as JSON, without its vectors unless asked (hits stay small)."""
+    data: dict[str, Any] = doc.model_dump(mode="json")
+    if not vectors:
+        _drop_vectors(type(doc), data)
+    return data
+
+
+def _drop_vectors(doc_type: type[Doc], data: dict[str, Any]) -> None:
+    for spec in schema_of(doc_type).fields:
+        if spec.kind == "vector":
+            data.pop(spec.name, None)
+        elif spec.kind == "docs" and spec.doc_type is not None and data.get(spec.name):
+            for sub in data[spec.name]:
+                _drop_vectors(spec.doc_type, sub)
+        elif spec.kind == "doc" and spec.doc_type is not None and data.get(spec.name):
+            _drop_vectors(spec.doc_type, data[spec.name])
