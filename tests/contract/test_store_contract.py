@@ -452,3 +452,19 @@ def test_sample_vectors_are_the_stored_ones(store):
     few = store.sample_vectors("segments.embedding", n=5)
     assert few.shape == (5, 8)
     assert np.allclose(np.linalg.norm(few, axis=1), 1, atol=1e-5)
+
+
+def test_extreme_values_are_stored(make_store):
+    """Huge ints inside plain fields and huge (finite) vector components are data, not errors."""
+
+    class Odd(pm.Doc):
+        counts: dict[str, int] = {}
+        v: pm.Vector[3]
+
+    s, _ = make_store(Odd)
+    doc = Odd(id="x", counts={"big": 2**70}, v=[3.0e38, 1.0, -3.0e38])
+    s.add([doc, Odd(id="y", v=[0.0, 1.0, 0.0])])
+    assert s.get("x") == doc
+    hits = s.search([1.0, 0.0, -1.0], field="v", limit=2)
+    assert hits[0].id == "x"
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)

@@ -326,7 +326,7 @@ class Store(ABC, Generic[T]):
         if len(arr) > n:
             arr = arr[np.random.default_rng(seed).choice(len(arr), n, replace=False)]
         if field.metric == "cosine" and len(arr):
-            norms = np.linalg.norm(arr, axis=1, keepdims=True)
+            norms = np.linalg.norm(arr.astype(np.float64), axis=1, keepdims=True)  # float32 squares overflow near 1e19
             arr = arr / np.where(norms == 0, 1, norms)
         return arr
 
@@ -569,7 +569,7 @@ class Store(ABC, Generic[T]):
         if not np.isfinite(rows).all():
             raise SchemaError(f"query for {vf.path!r} contains NaN or infinity", field=vf.path)
         if vf.metric == "cosine":
-            norms = np.linalg.norm(rows, axis=1, keepdims=True)
+            norms = np.linalg.norm(rows.astype(np.float64), axis=1, keepdims=True)
             if np.any(norms == 0):
                 raise SchemaError("a zero query vector has no direction for cosine search", field=vf.path)
             rows = rows / norms

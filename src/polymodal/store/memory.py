@@ -104,7 +104,7 @@ class MemoryStore(Store[T]):
         dim = self._dim_of(vf) or 0
         matrix = np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
         if vf.metric == "cosine" and len(matrix):
-            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            norms = np.linalg.norm(matrix.astype(np.float64), axis=1, keepdims=True)
             matrix = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
         self._matrices[vf.path] = (matrix, owners)
         return matrix, owners

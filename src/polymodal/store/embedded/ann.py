@@ -79,7 +79,7 @@ class AnnIndex:
         """Vectors as stored: float32, normalised for cosine (zero vectors stay zero)."""
         arr = np.asarray(vectors, dtype=np.float32)
         if self.metric == "cosine" and len(arr):
-            norms = np.linalg.norm(arr, axis=1, keepdims=True)
+            norms = np.linalg.norm(arr.astype(np.float64), axis=1, keepdims=True)  # float32 squares overflow near 1e19
             arr = np.asarray(arr / np.where(norms == 0, 1, norms), dtype=np.float32)
         return np.ascontiguousarray(arr, dtype=np.float32)
 

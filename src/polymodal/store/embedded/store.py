@@ -188,7 +188,7 @@ class EmbeddedStore(Store[T]):
                 next_rid = (conn.execute("SELECT COALESCE(MAX(rid), 0) FROM docs").fetchone()[0] or 0) + 1
                 rids, inserts, updates = [], [], []
                 for doc, flat in zip(docs, flats, strict=True):
-                    body = orjson.dumps(flat.body, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+                    body = _body_json(flat.body)
                     rid = existing.get(doc.id)
                     if rid is None:
                         rid = next_rid
@@ -723,6 +723,17 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _body_json(body: dict[str, Any]) -> str:
+    """A document body as JSON; ints beyond 64 bits (inside plain dict/list fields) are written
+    as decimal text, which validation turns back into ints."""
+    try:
+        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:
+        from polymodal.io.json import _big_ints_as_text
+
+        return orjson.dumps(_big_ints_as_text(body), option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def _plain(scalar: str | None, value: Any) -> Any:
