@@ -1,40 +1,34 @@
-"""Backends under the contract suite. A new backend joins by adding one entry to BACKENDS.
-
-Each entry opens a fresh, empty store for a schema and returns it, plus a function that closes
-and reopens it (None for backends that keep nothing between opens).
-"""
+"""Backends under the contract suite, discovered from ``tests/contract/backends/*.py``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+import importlib
+import pkgutil
+from types import ModuleType
 
 import pytest
 
-import polymodal as pm
+from . import backends as _pkg
 
 
-def _memory(tmp_path: Path, schema: type, options: dict[str, Any]):
-    return pm.open("memory://", schema=schema, **options), None
+def _modules() -> dict[str, ModuleType]:
+    found = {}
+    for info in pkgutil.iter_modules(_pkg.__path__):
+        module = importlib.import_module(f"{_pkg.__name__}.{info.name}")
+        if hasattr(module, "open_store"):
+            found[module.NAME] = module
+    return found
 
 
-def _embedded(tmp_path: Path, schema: type, options: dict[str, Any]):
-    path = tmp_path / "store"
-    store = pm.open(path, schema=schema, **options)
-
-    def reopen(old):
-        old.close()
-        return pm.open(path)
-
-    return store, reopen
-
-
-BACKENDS: dict[str, Callable[..., Any]] = {"memory": _memory, "embedded": _embedded}
+BACKENDS = _modules()
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request):
+    module = BACKENDS[request.param]
+    reason = module.available() if hasattr(module, "available") else None
+    if reason:
+        pytest.skip(f"{request.param} backend unavailable: {reason}")
     return request.param
 
 
@@ -44,7 +38,7 @@ def make_store(backend, tmp_path):
     opened = []
 
     def make(schema, **options):
-        store, reopen = BACKENDS[backend](tmp_path, schema, options)
+        store, reopen = BACKENDS[backend].open_store(tmp_path, schema, options)
         opened.append(store)
 
         def tracked_reopen(old):
@@ -56,4 +50,7 @@ def make_store(backend, tmp_path):
 
     yield make
     for s in opened:
-        s.close()
+        try:
+            s.close()
+        except Exception:  # noqa: BLE001 - a test may have closed or broken it on purpose
+            pass
