@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 from types import ModuleType
@@ -50,7 +51,5 @@ def make_store(backend, tmp_path):
 
     yield make
     for s in opened:
-        try:
+        with contextlib.suppress(Exception):  # a test may have closed or broken it on purpose
             s.close()
-        except Exception:  # noqa: BLE001 - a test may have closed or broken it on purpose
-            pass
