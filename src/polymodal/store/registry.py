@@ -23,6 +23,10 @@ T = TypeVar("T", bound=Doc)
 BACKENDS: dict[str, str] = {
     "file": "polymodal.store.embedded:EmbeddedStore",
     "memory": "polymodal.store.memory:MemoryStore",
+    "postgresql": "polymodal.store.pgvector:PgVectorStore",
+    "postgres": "polymodal.store.pgvector:PgVectorStore",
+    "qdrant": "polymodal.store.qdrant:QdrantStore",
+    "milvus": "polymodal.store.milvus:MilvusStore",
 }
 
 
