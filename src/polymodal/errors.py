@@ -17,12 +17,15 @@ __all__ = [
     "HTTP_STATUS",
     "BackendError",
     "ConfigError",
+    "DeadlineExceeded",
     "FormatError",
     "MediaError",
     "NotFoundError",
     "OptionalDependencyError",
+    "OverloadedError",
     "PolymodalError",
     "SchemaError",
+    "StepError",
     "UnknownBackendError",
     "UnsupportedOperation",
     "http_status",
@@ -121,6 +124,19 @@ class BackendError(PolymodalError):
         super().__init__(message, backend=backend, **ctx)
 
 
+class OverloadedError(BackendError):
+    """Too much work is queued (a batcher's queue or a server's request slots are full); retry later."""
+
+
+class DeadlineExceeded(BackendError, TimeoutError):
+    """No result within the caller's timeout: queued work was dropped, running work's result discarded."""
+
+
+class StepError(BackendError):
+    """A pipeline step raised a non-polymodal exception; ``step``, ``item`` and ``index`` say where,
+    ``__cause__`` is the original."""
+
+
 #: HTTP status for each error class; the most specific class wins (see :func:`http_status`).
 HTTP_STATUS: dict[type[BaseException], int] = {
     NotFoundError: 404,
@@ -130,6 +146,8 @@ HTTP_STATUS: dict[type[BaseException], int] = {
     MediaError: 422,
     UnsupportedOperation: 501,
     OptionalDependencyError: 501,
+    OverloadedError: 503,
+    DeadlineExceeded: 504,
     BackendError: 503,
     PolymodalError: 500,
 }

@@ -74,6 +74,9 @@ ERRORS = [
     errors.UnsupportedOperation("no text search", capability="text"),
     errors.OptionalDependencyError.for_package("av", "video", "Video decoding"),
     errors.BackendError("down", backend="pgvector"),
+    errors.OverloadedError("queue full", backend="batcher:x", reason="overloaded"),
+    errors.DeadlineExceeded("too slow", backend="batcher:x", reason="timeout"),
+    errors.StepError("step 1 failed", backend="pipeline step x", step="x", index=3),
 ]
 
 
@@ -92,6 +95,8 @@ def test_error_hierarchy_matches_builtin_expectations():
     assert issubclass(errors.OptionalDependencyError, ImportError)
     assert issubclass(errors.UnsupportedOperation, NotImplementedError)
     assert issubclass(errors.ConfigError, ValueError)
+    assert issubclass(errors.DeadlineExceeded, TimeoutError)
+    assert issubclass(errors.OverloadedError, errors.BackendError)
     assert str(errors.NotFoundError("no doc 'x'")) == "no doc 'x'"  # not repr()'d like KeyError
     msg = str(errors.OptionalDependencyError.for_package("av", "video", "Video decoding"))
     assert "pip install 'polymodal[video]'" in msg
@@ -103,3 +108,5 @@ def test_http_status_mapping():
     assert errors.http_status(errors.SchemaError("x")) == 422
     assert errors.http_status(errors.UnknownBackendError("x")) == 400
     assert errors.http_status(RuntimeError("x")) == 500
+    assert errors.http_status(errors.OverloadedError("x")) == 503
+    assert errors.http_status(errors.DeadlineExceeded("x")) == 504
