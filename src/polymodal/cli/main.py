@@ -106,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--allow-url", action="append", default=[], help="URL prefix the server may fetch")
     sv.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body, in MB")
 
+    cp = sub.add_parser("copy", help="copy a collection between backends (resumable)")
+    cp.add_argument("src", metavar="SRC_URI")
+    cp.add_argument("dst", metavar="DST_URI")
+    cp.add_argument("--batch-size", type=int, default=500)
+    cp.add_argument("--overwrite", action="store_true", help="re-send documents the destination already has")
+    cp.add_argument("--json", action="store_true")
+
     demo = sub.add_parser("demo", help="build a demo corpus from packaged media, index it, run example queries")
     demo.add_argument("--dir", default="polymodal-demo", help="where to write the demo files and store")
     demo.add_argument("--profile", default="auto", choices=["auto", "offline", "clip"])
@@ -402,6 +409,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def cmd_copy(args: argparse.Namespace) -> int:
+    from polymodal.errors import ConfigError
+    from polymodal.store.copy import copy_store
+
+    if args.batch_size <= 0:
+        raise ConfigError("--batch-size must be positive")
+    if "://" not in args.src and not (Path(args.src) / "store.db").exists():
+        raise ConfigError(f"no polymodal store at {args.src}")
+    report = copy_store(args.src, args.dst, batch_size=args.batch_size, overwrite=args.overwrite,
+                        progress=not args.json)
+    if args.json:
+        print(json.dumps({"copied": report.copied, "skipped": report.skipped, "total": report.total}))
+    else:
+        print(f"copied {report.copied}, skipped {report.skipped} already there, of {report.total} documents")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from polymodal.library.demo import run_demo
 
@@ -416,6 +440,7 @@ _COMMANDS = {
     "eval": cmd_eval,
     "plot": cmd_plot,
     "serve": cmd_serve,
+    "copy": cmd_copy,
     "demo": cmd_demo,
 }
 
