@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("--prune", action="store_true", help="remove documents of files that no longer exist")
     ix.add_argument("--json", action="store_true", help="print the summary as JSON")
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
+    ix.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                    help="decode and embed on Ray actors (a local instance, or the cluster at ADDRESS)")
 
     se = sub.add_parser("search", help="search by words, an image or a sound")
     se.add_argument("query", nargs="?", default=None, help="words to search for")
@@ -169,7 +171,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     try:
         if not args.json:
             print(f"using the {reason}", file=sys.stderr)
-        report = index_paths(store, profile, args.paths, prune=args.prune, progress=not (args.quiet or args.json))
+        report = index_paths(
+            store, profile, args.paths, prune=args.prune, progress=not (args.quiet or args.json), ray_address=args.ray
+        )
     finally:
         store.close()
     if args.json:

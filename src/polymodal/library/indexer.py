@@ -108,8 +108,15 @@ def index_paths(
     prune: bool = False,
     batch_files: int = 8,
     progress: bool = True,
+    ray_address: str | None = None,
+    ray_actors: int | None = None,
 ) -> IndexReport:
-    """Index every supported file under ``roots`` into ``store`` (see module doc)."""
+    """Index every supported file under ``roots`` into ``store`` (see module doc).
+
+    With ``ray_address`` ("local" for a Ray instance on this machine, or a cluster address),
+    decoding and embedding run on Ray actors (one GPU each where the cluster has GPUs) while
+    this process writes their batches into the store.
+    """
     started = time.perf_counter()
     report = IndexReport(profile=profile.name)
     paths = [Path(r).expanduser() for r in roots]
@@ -130,16 +137,23 @@ def index_paths(
             report.skipped += 1
         else:
             todo.append(path)
-    builder = Builder(profile)
+    batches = [todo[start : start + batch_files] for start in range(0, len(todo), batch_files)]
     from polymodal.doc.apply import progress_bar
 
     with progress_bar(len(todo), "indexing" if progress else False, unit="file") as bar:
-        for start in range(0, len(todo), batch_files):
-            docs, failures = builder.build(todo[start : start + batch_files], progress=bar.update)
+        if ray_address is not None:
+            from polymodal.library.distributed import build_on_ray
+
+            results = build_on_ray(profile, batches, address=ray_address, actors=ray_actors)
+        else:
+            builder = Builder(profile)
+            results = (builder.build(batch) for batch in batches)
+        for docs, failures in results:
             if docs:
-                store.add(docs)
+                store.add(docs)  # each batch is durable as soon as it is written: a rerun resumes
             report.indexed += len(docs)
             report.failed.extend(failures)
+            bar.update(len(docs) + len(failures))
     if prune:
         present = {str(p) for p in files}
         roots_abs = [str(p.resolve()) for p in paths]
