@@ -26,6 +26,7 @@ BACKENDS: dict[str, str] = {
     "postgresql": "polymodal.store.pgvector:PgVectorStore",
     "postgres": "polymodal.store.pgvector:PgVectorStore",
     "qdrant": "polymodal.store.qdrant:QdrantStore",
+    "qdrant+local": "polymodal.store.qdrant:QdrantStore",
     "milvus": "polymodal.store.milvus:MilvusStore",
 }
 
