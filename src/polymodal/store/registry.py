@@ -28,6 +28,7 @@ BACKENDS: dict[str, str] = {
     "qdrant": "polymodal.store.qdrant:QdrantStore",
     "qdrant+local": "polymodal.store.qdrant:QdrantStore",
     "milvus": "polymodal.store.milvus:MilvusStore",
+    "milvus+lite": "polymodal.store.milvus:MilvusStore",
 }
 
 
