@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import struct
 import time
 from importlib import resources
 from typing import Annotated, Any
@@ -19,12 +20,23 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, Response, Uploa
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from polymodal.errors import PolymodalError, SchemaError, http_status
 from polymodal.serve.security import BodyLimit, check_key, verify_media
 from polymodal.serve.service import SearchQuery, Service, doc_json
 
 __all__ = ["BINARY", "SimilarRequest", "create_app"]
+
+
+class _DocIdConvertor(PathConvertor):
+    """A document id in a URL: any string, "/" and line breaks included (the path convertor's
+    ``.*`` stops at a newline, so such an id answered "Not Found" from the router)."""
+
+    regex = "[\\s\\S]*"
+
+
+register_url_convertor("docid", _DocIdConvertor())
 
 log = logging.getLogger("polymodal.serve")
 BINARY = "application/vnd.polymodal.binary"
@@ -53,11 +65,44 @@ class Deleted(BaseModel):
     deleted: int
 
 
+class Error(BaseModel):
+    """Every refusal: one line that says what was wrong."""
+
+    detail: str
+
+
+_REASONS = {
+    400: "A bad request: the detail says why.",
+    401: "Missing or wrong API key (send Authorization: Bearer KEY).",
+    404: "No such document, or no media for it.",
+    413: "The request body is over the server's limit.",
+    422: "The request does not fit the schema: the detail names the field.",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for the refusals a route can give. 422 is listed on every route with
+    parameters, so FastAPI does not document its own list-shaped validation error: this server
+    answers every error as :class:`Error`."""
+    return {code: {"model": Error, "description": _REASONS[code]} for code in codes}
+
+
 def create_app(service: Service) -> Any:
-    """The ASGI application for one :class:`Service` (wrapped in the body-size limit)."""
-    app = FastAPI(title="polymodal", version=_version(), description="Multimodal search over one store.")
+    """The ASGI application for one :class:`Service` (with the body-size limit inside)."""
+    # Swagger UI lives at /api: at FastAPI's default /docs it shadowed the document routes
+    app = FastAPI(
+        title="polymodal",
+        version=_version(),
+        description="Multimodal search over one store.",
+        docs_url="/api",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url="/api/oauth2-redirect",
+    )
     metrics = _Metrics(service)
     app.state.service = service
+    # added first, so it runs inside the auth middleware: its BodyTooLarge reaches FastAPI's
+    # handlers as an HTTPException (413) and a client without the key gets 401 unread
+    app.add_middleware(BodyLimit, max_bytes=service.limits.max_body_bytes)
 
     @app.middleware("http")
     async def auth_and_metrics(request: Request, call_next: Any) -> Any:
@@ -102,24 +147,29 @@ def create_app(service: Service) -> Any:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["service"])
+    @app.get("/ready", tags=["service"], responses=_errors(401))
     def ready() -> dict[str, Any]:
         """Readiness: the store is open and answers."""
         return service.ready()
 
-    @app.get("/metrics", tags=["service"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **_errors(401)},
+    )
     def prometheus() -> Response:
         """Prometheus metrics: requests by route and status, latency, documents."""
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.post("/search", tags=["search"], response_model=Hits)
+    @app.post("/search", tags=["search"], response_model=Hits, responses=_errors(400, 401, 413, 422))
     def search(query: SearchQuery) -> dict[str, Any]:
         """Search by words (``text``), a vector (``vector`` + ``field``), or a server-side file the
         server is allowed to read (``image_url``/``audio_url``). To upload a file, use
         ``POST /search/file``."""
         return {"hits": service.search(query)}
 
-    @app.post("/search/file", tags=["search"], response_model=Hits)
+    @app.post("/search/file", tags=["search"], response_model=Hits, responses=_errors(400, 401, 413, 422))
     def search_file(
         file: Annotated[UploadFile, File(description="An image or audio file to search with.")],
         kind: Annotated[str, Form(description="image, audio, or auto (from the content type and name).")] = "auto",
@@ -139,7 +189,7 @@ def create_app(service: Service) -> Any:
         )
         return {"hits": service.search(query, **{kind: data})}
 
-    @app.post("/similar", tags=["search"], response_model=Hits)
+    @app.post("/similar", tags=["search"], response_model=Hits, responses=_errors(400, 401, 404, 413, 422))
     def similar(req: SimilarRequest) -> dict[str, Any]:
         """ "More like this": stored documents like ``ids`` and unlike ``negative``."""
         return {"hits": service.similar(req.ids, req.negative, limit=req.limit, where=req.where, modality=req.modality)}
@@ -148,6 +198,7 @@ def create_app(service: Service) -> Any:
         "/docs",
         tags=["documents"],
         response_model=Added,
+        responses=_errors(400, 401, 413, 422),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -165,6 +216,10 @@ def create_app(service: Service) -> Any:
         if ctype == BINARY:
             from polymodal.io import binary
 
+            if _expanded_size(body) > service.limits.max_body_bytes:
+                raise HTTPException(
+                    413, f"the documents expand to over the limit of {service.limits.max_body_bytes} bytes"
+                )
             docs: list[Any] = binary.loads(body, service.store.doc_type)
         else:
             try:
@@ -177,7 +232,12 @@ def create_app(service: Service) -> Any:
             docs = found
         return {"added": service.add(docs)}
 
-    @app.get("/docs/{doc_id}", tags=["documents"], responses={200: {"content": {BINARY: {}}}})
+    # {doc_id:docid}: ids may hold "/" (the store allows any string); an id is only ever a store key
+    @app.get(
+        "/docs/{doc_id:docid}",
+        tags=["documents"],
+        responses={200: {"content": {BINARY: {}}}, **_errors(401, 404, 422)},
+    )
     def get_doc(doc_id: str, request: Request) -> Response:
         """One document (JSON with vectors; the binary format with ``Accept: ...binary``)."""
         doc = service.get(doc_id)
@@ -187,12 +247,22 @@ def create_app(service: Service) -> Any:
             return Response(binary.dumps([doc], type(doc)), media_type=BINARY)
         return Response(orjson.dumps(doc_json(doc, vectors=True)), media_type="application/json")
 
-    @app.delete("/docs/{doc_id}", tags=["documents"], response_model=Deleted)
+    @app.delete("/docs/{doc_id:docid}", tags=["documents"], response_model=Deleted, responses=_errors(401, 422))
     def delete_doc(doc_id: str) -> dict[str, int]:
         """Delete a document (``deleted: 0`` when it was not there)."""
         return {"deleted": service.delete(doc_id)}
 
-    @app.get("/media/{doc_id}", tags=["documents"], response_class=FileResponse)
+    @app.get(
+        "/media/{doc_id:docid}",
+        tags=["documents"],
+        response_class=FileResponse,
+        responses={
+            200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+            206: {"description": "Part of the file (a Range request)."},
+            416: {"description": "The Range cannot be satisfied (an empty body)."},
+            **_errors(401, 404, 422),
+        },
+    )
     def media(doc_id: str) -> FileResponse:
         """The file behind a document, with HTTP range requests (browsers seek in video/audio).
         Served only from the store's media roots."""
@@ -203,7 +273,7 @@ def create_app(service: Service) -> Any:
     def page() -> HTMLResponse:
         return HTMLResponse(_page())
 
-    return BodyLimit(app, service.limits.max_body_bytes)
+    return app
 
 
 def _media_signed(request: Request, service: Service) -> bool:
@@ -212,6 +282,29 @@ def _media_signed(request: Request, service: Service) -> bool:
         return False
     doc_id = path[len("/media/") :]
     return verify_media(doc_id, service.api_key, request.query_params.get("exp"), request.query_params.get("sig"))
+
+
+_BIN_HEAD = struct.Struct("<8sHHI")  # polymodal.io.binary: magic, version, flags, header length
+_BIN_FRAME = struct.Struct("<4sBBHIQQI")  # "PMFR", kind, codec, 0, meta_len, stored_len, raw_len, crc32
+
+
+def _expanded_size(body: bytes) -> int:
+    """What the frames of a binary upload say they decompress to, read before decompressing: a
+    1 KB zstd frame of a zero tensor expands to gigabytes, past the body-size limit.
+
+    Malformed data counts what it can and stops; :func:`polymodal.io.binary.loads` reports it.
+    """
+    if len(body) < _BIN_HEAD.size:
+        return 0
+    pos = _BIN_HEAD.size + _BIN_HEAD.unpack_from(body)[3] + 4
+    total = 0
+    while pos + _BIN_FRAME.size <= len(body):
+        magic, kind, _codec, _zero, _meta, stored_len, raw_len, _crc = _BIN_FRAME.unpack_from(body, pos)
+        if magic != b"PMFR" or kind != 1:
+            break
+        total += raw_len
+        pos += _BIN_FRAME.size + stored_len
+    return total
 
 
 def _kind(kind: str, content_type: str, filename: str) -> str:
@@ -280,7 +373,7 @@ class _Metrics:
 
     def observe(self, request: Request, status: int, started: float) -> None:
         route = request.scope.get("route")
-        name = getattr(route, "path", None) or "unmatched"
+        name = getattr(route, "path_format", None) or "unmatched"  # "/docs/{doc_id}", no convertor
         self.requests.labels(name, request.method, str(status)).inc()
         self.latency.labels(name).observe(time.perf_counter() - started)
 

@@ -9,6 +9,7 @@ codes in one place (:func:`polymodal.errors.http_status`).
 from __future__ import annotations
 
 import threading
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from polymodal.doc.base import Doc
 from polymodal.doc.schema import schema_of
 from polymodal.errors import ConfigError, NotFoundError, SchemaError
-from polymodal.serve.security import allowed_path, allowed_url, sign_media
+from polymodal.library.schema import MediaItem
+from polymodal.library.search import LibrarySearch
+from polymodal.serve.security import allowed_path, fetch_allowed, sign_media
 from polymodal.store.base import Hit, Store
 
 __all__ = ["Limits", "SearchQuery", "Service"]
+
+#: How deep a client's ``where`` may nest, and how many values (leaves) it may hold in all: the
+#: embedded store compiles a filter to one SQL expression, and SQLite refuses expressions deeper
+#: than 1000 (a 500 once: 100 nested ``$and``, a 600-way ``$or``, a 500-value ``$in``).
+MAX_FILTER_DEPTH = 16
+MAX_FILTER_TERMS = 128
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 class Limits(BaseModel):
@@ -64,6 +74,11 @@ class Service:
     searcher: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self) -> None:
+        if type(self.searcher) is LibrarySearch:  # see StoredExamplesSearch: never read example files
+            s = self.searcher
+            self.searcher = StoredExamplesSearch(s.store, s.profile, weights=s.weights)
+
     @classmethod
     def open(cls, uri: str, **kwargs: Any) -> Service:
         """Open a store; a media library (one indexed by ``polymodal index``) also gets its
@@ -74,9 +89,8 @@ class Service:
         svc = cls(store=store, **kwargs)
         if store.get_setting("profile") is not None:
             from polymodal.library.profile import Profile
-            from polymodal.library.search import LibrarySearch
 
-            svc.searcher = LibrarySearch(store, Profile.model_validate(store.get_setting("profile")))
+            svc.searcher = StoredExamplesSearch(store, Profile.model_validate(store.get_setting("profile")))
             if not svc.media_roots:
                 svc.media_roots = tuple(store.get_setting("roots") or ())
         return svc
@@ -93,14 +107,15 @@ class Service:
         """
         if query.limit > self.limits.max_limit:
             raise ConfigError(f"limit {query.limit} is over the server's maximum of {self.limits.max_limit}")
+        check_where(query.where)
         given = [x for x in (query.text, query.vector, query.image_url, query.audio_url, image, audio) if x is not None]
         if len(given) != 1:
             raise ConfigError("give exactly one of text, vector, image_url, audio_url or an uploaded file")
-        image = image if image is not None else self._named(query.image_url)
-        audio = audio if audio is not None else self._named(query.audio_url)
         if query.vector is not None:
+            with np.errstate(over="ignore"):  # 1e39 becomes inf, which the store refuses (422)
+                vector = np.asarray(query.vector, np.float32)
             hits = self.store.search(
-                np.asarray(query.vector, np.float32),
+                vector,
                 field=query.field,
                 limit=query.limit,
                 where=self._where(query.where, query.modality),
@@ -113,6 +128,9 @@ class Service:
                 )
                 return [self._hit(h) for h in hits]
             raise ConfigError("this store has no models (it was not made by `polymodal index`): send a vector or text")
+        # named files are read only now, once a model can use them
+        image = image if image is not None else self._named(query.image_url)
+        audio = audio if audio is not None else self._named(query.audio_url)
         kw = {"limit": query.limit, "where": query.where, "modalities": query.modality}
         if query.text is not None:
             results = self.searcher.text(query.text, **kw)
@@ -131,13 +149,19 @@ class Service:
         where: Mapping[str, Any] | None = None,
         modality: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """ "More like this" for stored documents (ids only: a server never reads client paths)."""
+        """ "More like this" for stored documents (ids only: a server never reads client paths).
+
+        Raises:
+            NotFoundError: an example id is not stored.
+            ConfigError: no ids, too many, a limit over the maximum, or an oversized filter.
+        """
         if not ids:
             raise ConfigError("give at least one document id")
         if len(ids) + len(negative) > self.limits.max_ids:
             raise ConfigError(f"at most {self.limits.max_ids} examples per request")
         if limit > self.limits.max_limit:
             raise ConfigError(f"limit {limit} is over the server's maximum of {self.limits.max_limit}")
+        check_where(where)
         for ref in (*ids, *negative):
             self.store.get(ref)  # NotFoundError (404) for unknown ids; never treated as a path
         if self.searcher is not None:
@@ -174,14 +198,13 @@ class Service:
         if ref is None:
             return None
         if ref.lower().startswith(("http://", "https://")):
-            if not allowed_url(ref, self.allow_urls):
-                raise ConfigError("the server does not fetch that URL (not in its --allow-url list); upload the file")
-            from polymodal.media.source import read_bytes
-
-            return read_bytes(ref, allow_remote=True, max_bytes=self.limits.max_body_bytes)
+            # fetch_allowed, not media.source.read_bytes: urlopen follows redirects off the list
+            return fetch_allowed(ref, self.allow_urls, max_bytes=self.limits.max_body_bytes)
         path = allowed_path(ref, self.media_roots)
         if path is None or not path.is_file():
             raise ConfigError("the server does not read that path (not under its media roots); upload the file")
+        if path.stat().st_size > self.limits.max_body_bytes:  # no bigger than an upload may be
+            raise ConfigError(f"that file is over the server's limit of {self.limits.max_body_bytes} bytes")
         return path.read_bytes()
 
     # -- documents -------------------------------------------------------------------------------
@@ -223,8 +246,9 @@ class Service:
 
     # -- results as JSON -------------------------------------------------------------------------
     def _media(self, doc_id: str, start: float | None) -> str:
+        """A media link; the id is percent-encoded, so ids with ``?``, ``#`` or ``/`` still work."""
         sig = sign_media(doc_id, self.api_key)
-        url = f"/media/{doc_id}" + (f"?{sig}" if sig else "")
+        url = f"/media/{urllib.parse.quote(doc_id, safe='')}" + (f"?{sig}" if sig else "")
         return url + (f"#t={start:g}" if start is not None else "")
 
     def _library_hit(self, h: Any) -> dict[str, Any]:
@@ -242,6 +266,48 @@ class Service:
             "doc": doc_json(h.doc),
             "match": doc_json(h.match) if h.match is not None else None,
         }
+
+
+class StoredExamplesSearch(LibrarySearch):
+    """A :class:`LibrarySearch` whose "more like this" examples are stored documents only.
+
+    ``LibrarySearch.similar`` treats an example that names an existing file as that file and
+    reads it (right for the command line); a server given ids must never read a path, even one
+    a client stored as a document id (POST /docs with ``id="/srv/secret.txt"``).
+    """
+
+    def _examples(self, refs: Sequence[str | Path]) -> tuple[list[MediaItem], list[str]]:
+        ids = [str(r) for r in refs]
+        return (list(self.store.get(ids)) if ids else []), ids
+
+
+def check_where(where: Mapping[str, Any] | None) -> None:
+    """Refuse a client's filter that is too deep or too large for a store to compile, holds an
+    empty ``{}`` clause, or an integer that does not fit 64 bits (each was a 500 from SQLite).
+
+    Raises:
+        ConfigError: over :data:`MAX_FILTER_DEPTH` or :data:`MAX_FILTER_TERMS`, or an empty clause.
+        SchemaError: an integer outside the 64-bit range.
+    """
+    if not where:
+        return
+    stack: list[tuple[Any, int]] = [(where, 1)]
+    terms = 0
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_FILTER_DEPTH:
+            raise ConfigError(f"the filter nests deeper than the server's maximum of {MAX_FILTER_DEPTH} levels")
+        if isinstance(node, Mapping) and not node and depth > 1:
+            raise ConfigError("the filter holds an empty {} clause; leave it out")  # the store's SQL was "()"
+        children = list(node.values()) if isinstance(node, Mapping) else node if isinstance(node, list) else []
+        if children:
+            stack.extend((child, depth + 1) for child in children)
+            continue
+        terms += 1  # a value, or an empty [] (it still compiles to a term)
+        if terms > MAX_FILTER_TERMS:
+            raise ConfigError(f"the filter has more than the server's maximum of {MAX_FILTER_TERMS} values")
+        if isinstance(node, int) and not isinstance(node, bool) and not _INT64[0] <= node <= _INT64[1]:
+            raise SchemaError(f"the filter value {node} does not fit in 64 bits")
 
 
 def doc_json(doc: Doc, *, vectors: bool = False) -> dict[str, Any]:
