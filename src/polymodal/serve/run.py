@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 from polymodal.errors import ConfigError
 
 __all__ = ["build_service", "serve"]
+
+_WORKER_ENV = "POLYMODAL_SERVE_WORKER_CONFIG"
 
 
 def build_service(
@@ -61,7 +64,17 @@ def serve(args: argparse.Namespace) -> int:
     )
     try:
         if args.workers > 1:
-            os.environ["POLYMODAL_SERVE_DB"] = args.db
+            # worker processes rebuild the same service: every option travels, the key included
+            # (the environment of a process is readable by its owner only)
+            os.environ[_WORKER_ENV] = json.dumps(
+                {
+                    "db": args.db,
+                    "api_key": key,
+                    "media_roots": list(service.media_roots),
+                    "allow_urls": list(service.allow_urls),
+                    "max_body_mb": args.max_body_mb,
+                }
+            )
             uvicorn.run(
                 "polymodal.serve.run:app_from_env",
                 factory=True,
@@ -80,17 +93,16 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def app_from_env() -> Any:
-    """App factory for worker processes (each opens the store itself)."""
+    """App factory for worker processes: the parent's full configuration, key included."""
     from polymodal.serve.http import create_app
-    from polymodal.serve.security import load_api_key
 
-    db = os.environ["POLYMODAL_SERVE_DB"]
+    cfg = json.loads(os.environ[_WORKER_ENV])
     return create_app(
         build_service(
-            db,
-            api_key=load_api_key(os.environ.get("POLYMODAL_API_KEY_FILE")),
-            media_roots=[],
-            allow_urls=[],
-            max_body_mb=64.0,
+            cfg["db"],
+            api_key=cfg["api_key"],
+            media_roots=cfg["media_roots"],
+            allow_urls=cfg["allow_urls"],
+            max_body_mb=float(cfg["max_body_mb"]),
         )
     )
