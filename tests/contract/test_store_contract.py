@@ -320,6 +320,8 @@ def test_filtered_nested_search(store):
         ({"year": {"$in": 5}}, pm.ConfigError),
         ({"year": {"$gt": [1, 2]}}, pm.ConfigError),
         ({"$or": []}, pm.ConfigError),
+        ({"$or": [{}]}, pm.ConfigError),
+        ({"year": 2**63}, pm.ConfigError),
         ({"embedding": {"$exists": True}}, pm.SchemaError),
         ({"segments.embedding": None}, pm.SchemaError),
         ({"thumb": None}, pm.SchemaError),
@@ -486,3 +488,13 @@ def test_extreme_values_are_stored(make_store):
     hits = s.search([1.0, 0.0, -1.0], field="v", limit=2)
     assert hits[0].id == "x"
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_filters_with_many_values(store):
+    """$in/$nin with thousands of values work (no SQL size limit leaks out as an error)."""
+    clips = make_clips()
+    years = list(range(1000, 5000))
+    assert store.count({"year": {"$in": years}}) == len(clips)
+    assert store.count({"year": {"$nin": years}}) == 0
+    ids = [f"c{i}" for i in range(0, 60, 3)] + [f"zz{i}" for i in range(2000)]
+    assert store.count({"id": {"$in": ids}}) == 20

@@ -236,16 +236,17 @@ class LibrarySearch:
         ids: list[str] = []
         files = []
         for ref in refs:
+            found = self.store.get([str(ref)]) if isinstance(ref, str) and self.store.count({"id": ref}) else None
+            if found:  # a stored id wins over a file of the same name
+                items.append(found[0])
+                ids.append(str(ref))
+                continue
             path = Path(ref).expanduser()
             if path.is_file() and modality_of(path) is not None:
                 files.append(path)
                 ids.append(item_id(path.resolve()))  # an indexed example is not its own recommendation
                 continue
-            try:
-                items.append(self.store.get(str(ref)))
-                ids.append(str(ref))
-            except NotFoundError:
-                raise NotFoundError(f"{ref!r} is neither a document id in the store nor a supported file") from None
+            raise NotFoundError(f"{ref!r} is neither a document id in the store nor a supported file")
         if files:
             built, failures = Builder(self.profile).build(files)
             if failures:

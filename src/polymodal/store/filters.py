@@ -103,6 +103,8 @@ def _logical(op: str, value: Any, fields: Collection[str] | None) -> Filter:
         raise ConfigError(f"unknown filter operator {op!r} at top level; use one of {', '.join(LOGICAL)} here")
     if not isinstance(value, (list, tuple)) or not value:
         raise ConfigError(f"{op} takes a non-empty list of filters")
+    if any(isinstance(v, Mapping) and not v for v in value):
+        raise ConfigError(f"{op} takes non-empty filters; an empty one {{}} would match everything")
     parts = tuple(_parse(v, fields) for v in value)
     return And(parts) if op == "$and" else Or(parts)
 
@@ -137,6 +139,8 @@ def _operand(op: str, value: Any, path: str) -> Any:
 
 
 def _scalar(value: Any, op: str, path: str) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise ConfigError(f"{op} for field {path!r}: integers in filters must fit in 64 bits, got {value}")
     if value is None or isinstance(value, (str, int, float, bool, datetime, date)):
         return value
     raise ConfigError(f"{op} for field {path!r}: filter values must be str, number, bool, date or null, got {value!r}")

@@ -9,6 +9,7 @@ guarded by the JSON type of the value, so ``{"year": {"$gt": 5}}`` never matches
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from typing import Any
 
@@ -179,13 +180,20 @@ class _Builder:
         values = [v for v in values if _kind_matches(declared, v)]
         if not values:
             return "(0)"
+        groups: dict[str, list[Any]] = {}
         for v in values:
             guard, param = _typed(v)
             if param is None:
                 preds.append(f"v.type {guard}")
             else:
-                preds.append(f"(v.type {guard} AND v.value = ?)")
-                params.append(param)
+                groups.setdefault(guard, []).append(param)
+        for guard, group in groups.items():
+            if len(group) <= 4:
+                preds.extend(f"(v.type {guard} AND v.value = ?)" for _ in group)
+                params.extend(group)
+            else:  # one bound JSON array: any number of values without growing the SQL
+                preds.append(f"(v.type {guard} AND v.value IN (SELECT value FROM json_each(?)))")
+                params.append(json.dumps(group))
         return self.exists(path, "(" + " OR ".join(preds) + ")", params)
 
 

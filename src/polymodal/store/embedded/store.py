@@ -18,6 +18,7 @@ interleaves. Opening an existing store takes no lock, so it never waits for a wr
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -34,7 +35,7 @@ import orjson
 from polymodal.doc.base import Doc
 from polymodal.doc.doclist import DocList
 from polymodal.doc.schema import DocSchema, schema_of
-from polymodal.errors import ConfigError, SchemaError
+from polymodal.errors import BackendError, ConfigError, SchemaError
 from polymodal.store import filters as flt
 from polymodal.store import fts
 from polymodal.store.base import Aggregate, Capabilities, Hit, Store, StoreConfig, T, VectorField, match_at
@@ -778,3 +779,35 @@ def _mean_ranking(
     best_pos = {int(owners[i]): index.pos[int(slots[i])] for i in first}
     top = np.lexsort((uniq, -means))[:limit]
     return [(int(uniq[i]), float(means[i]), best_pos[int(uniq[i])]) for i in top]
+
+
+def _wrap_driver_errors(fn: Any) -> Any:
+    """SQLite's own errors leave a store method as BackendError naming the store (DESIGN:
+    driver errors are wrapped with context and cause); polymodal errors pass through."""
+
+    @functools.wraps(fn)
+    def wrapper(self: EmbeddedStore[Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise BackendError(f"embedded store {self.path}: {exc}", backend="embedded") from exc
+
+    return wrapper
+
+
+def _wrap_iter(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def wrapper(self: EmbeddedStore[Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            yield from fn(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise BackendError(f"embedded store {self.path}: {exc}", backend="embedded") from exc
+
+    return wrapper
+
+
+for _name in ("_add", "_delete", "_get", "_count", "_vector_search", "_text_search", "_get_setting",
+              "_set_setting", "_sample_vectors", "checkpoint"):
+    setattr(EmbeddedStore, _name, _wrap_driver_errors(getattr(EmbeddedStore, _name)))
+for _name in ("_iter", "_scan"):
+    setattr(EmbeddedStore, _name, _wrap_iter(getattr(EmbeddedStore, _name)))
