@@ -39,6 +39,9 @@ def build_app(
         allowed.setdefault(wire.type_name(schema), schema)
     slots = threading.BoundedSemaphore(max_inflight)
     app = FastAPI(title=f"polymodal step {step.name}", description="One pipeline step: POST a batch to /run.")
+    # added before the auth middleware so it runs inside it, as in polymodal.serve.http: an
+    # over-limit body becomes a clean 413 and a caller without the key gets 401 unread
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
     @app.middleware("http")
     async def auth(request: Request, call_next: Any) -> Any:
@@ -94,4 +97,4 @@ def build_app(
         payload, headers = wire.encode_items(out, format=fmt)
         return Response(payload, headers=headers)
 
-    return BodyLimit(app, max_body_bytes)
+    return app
