@@ -1,0 +1,101 @@
+"""Documents to rows and back: JSON bodies, vector rows (scored and raw), plain scanned values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+
+from polymodal.doc.base import Doc
+from polymodal.store.base import VectorField
+from polymodal.store.flatten import Flat, set_at
+from polymodal.store.pgvector.ddl import Names
+from polymodal.store.pgvector.search import vector_text
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["body_json", "load_docs", "plain", "scan_page", "vector_rows"]
+
+VectorRow = tuple[int, str, str, bytes]  # (batch index, position, vector as scored, raw float32)
+
+
+def body_json(body: dict[str, Any]) -> str:
+    """A body as JSON; ints past 64 bits inside plain fields are written as decimal text."""
+    try:
+        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:
+        from polymodal.io.json import _big_ints_as_text
+
+        return orjson.dumps(_big_ints_as_text(body), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def vector_rows(
+    flats: Sequence[Flat], fields: dict[str, VectorField], field_ids: dict[str, int]
+) -> dict[int, list[VectorRow]]:
+    """Per field id, the rows to COPY: cosine fields are scored at unit length (normalised in
+    float64: float32 squares overflow near 1e19); ``raw`` keeps the vector as given."""
+    out: dict[int, list[VectorRow]] = {}
+    for i, flat in enumerate(flats):
+        for path, pos, vec in flat.vectors:
+            raw = np.ascontiguousarray(vec, dtype="<f4")
+            scored = raw
+            if fields[path].metric == "cosine":
+                norm = float(np.linalg.norm(raw.astype(np.float64)))
+                scored = (raw.astype(np.float64) / (norm or 1.0)).astype(np.float32)
+            out.setdefault(field_ids[path], []).append((i, ".".join(map(str, pos)), vector_text(scored), raw.tobytes()))
+    return out
+
+
+def load_docs(
+    conn: psycopg.Connection[Any],
+    names: Names,
+    doc_type: type[Doc],
+    fields: dict[str, VectorField],
+    tables: dict[str, int],
+    rids: Sequence[int],
+) -> dict[int, Any]:
+    """Documents by rid, with their vectors (from the field ``tables`` that exist) put back."""
+    if not rids:
+        return {}
+    rid_list = list(rids)
+    rows = conn.execute(f"SELECT rid, body FROM {names.docs} WHERE rid = ANY(%s)", [rid_list]).fetchall()
+    bodies: dict[int, dict[str, Any]] = {int(r): b for r, b in rows}
+    if tables and bodies:
+        union = " UNION ALL ".join(
+            f"SELECT {fid} AS f, rid, pos, raw FROM {names.vectors(fid)} WHERE rid = ANY(%s)" for fid in tables.values()
+        )
+        paths = {fid: path for path, fid in tables.items()}
+        for fid, rid, pos, raw in conn.execute(union, [rid_list] * len(tables)).fetchall():
+            path = paths[fid]
+            positions = tuple(int(p) for p in pos.split(".")) if pos else ()
+            vector = np.frombuffer(raw, dtype="<f4").copy()
+            set_at(bodies[int(rid)], path, fields[path].nesting, positions, vector)
+    return {rid: doc_type.from_dict(body) for rid, body in bodies.items()}
+
+
+def scan_page(
+    conn: psycopg.Connection[Any], *, names: Names, fields: list[str], where: tuple[str, list[Any]], after: int
+) -> list[tuple[Any, ...]]:
+    """Up to 1,000 rows ``(rid, *fields)`` of top-level plain fields, read from the JSON body,
+    for matching documents with rid above ``after``."""
+    sql, params = where
+    cols = ", ".join("d.id" if f == "id" else "d.body -> %s" for f in fields)
+    keys = [f for f in fields if f != "id"]
+    return conn.execute(
+        f"SELECT d.rid, {cols} FROM {names.docs} d WHERE d.rid > %s AND {sql} ORDER BY d.rid LIMIT 1000",
+        [*keys, after, *params],
+    ).fetchall()
+
+
+def plain(scalar: str | None, value: Any) -> Any:
+    """A JSON value as the field's Python type (floats may be stored as "NaN", big ints as text)."""
+    if value is None:
+        return None
+    if scalar == "float":
+        return float(value)
+    if scalar == "int" and isinstance(value, str):
+        return int(value)
+    return value
