@@ -51,6 +51,7 @@ def serve(args: argparse.Namespace) -> int:
     service = build_service(
         args.db, api_key=key, media_roots=args.media_root, allow_urls=args.allow_url, max_body_mb=args.max_body_mb
     )
+    service.warm()
     grpc_server = None
     if args.grpc_port is not None:
         from polymodal.serve.grpc_server import start_grpc
@@ -97,12 +98,12 @@ def app_from_env() -> Any:
     from polymodal.serve.http import create_app
 
     cfg = json.loads(os.environ[_WORKER_ENV])
-    return create_app(
-        build_service(
-            cfg["db"],
-            api_key=cfg["api_key"],
-            media_roots=cfg["media_roots"],
-            allow_urls=cfg["allow_urls"],
-            max_body_mb=float(cfg["max_body_mb"]),
-        )
+    service = build_service(
+        cfg["db"],
+        api_key=cfg["api_key"],
+        media_roots=cfg["media_roots"],
+        allow_urls=cfg["allow_urls"],
+        max_body_mb=float(cfg["max_body_mb"]),
     )
+    service.warm()
+    return create_app(service)

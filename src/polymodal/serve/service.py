@@ -235,6 +235,12 @@ class Service:
             raise NotFoundError(f"no media for document {doc_id!r}")
         return path
 
+    def warm(self) -> None:
+        """Load the query models and score calibration now, so the first user search does not
+        wait for them (tens of seconds on a cold machine)."""
+        if self.searcher is not None and self.store.count():
+            self.searcher.text("warm up", limit=1)
+
     def ready(self) -> dict[str, Any]:
         profile = getattr(self.searcher, "profile", None)
         return {
