@@ -25,6 +25,7 @@ from polymodal.doc import (
     VideoUrl,
 )
 from polymodal.errors import (
+    AuthenticationError,
     BackendError,
     ConfigError,
     DeadlineExceeded,
@@ -49,6 +50,7 @@ __all__ = [
     "AudioBytes",
     "AudioData",
     "AudioUrl",
+    "AuthenticationError",
     "BackendError",
     "ConfigError",
     "DeadlineExceeded",

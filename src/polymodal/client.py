@@ -31,6 +31,7 @@ import orjson
 from polymodal import errors
 from polymodal.doc.base import Doc
 from polymodal.errors import (
+    AuthenticationError,
     BackendError,
     ConfigError,
     FormatError,
@@ -48,10 +49,6 @@ BINARY = "application/vnd.polymodal.binary"
 _TRANSIENT = frozenset({502, 503, 504})
 _sleep: Callable[[float], None] = time.sleep  # module-level so tests can record the backoff
 _asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-
-
-class AuthenticationError(ConfigError):
-    """The server refused the call: its API key is missing or wrong (HTTP 401, UNAUTHENTICATED)."""
 
 
 class SearchArgs(TypedDict, total=False):

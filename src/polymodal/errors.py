@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "HTTP_STATUS",
+    "AuthenticationError",
     "BackendError",
     "ConfigError",
     "DeadlineExceeded",
@@ -65,6 +66,10 @@ class UnknownBackendError(ConfigError):
 
     def __init__(self, message: str = "", *, scheme: str = "", known: tuple[str, ...] = (), **ctx: Any) -> None:
         super().__init__(message, scheme=scheme, known=tuple(known), **ctx)
+
+
+class AuthenticationError(ConfigError):
+    """A server refused the call: its API key is missing or wrong (HTTP 401, UNAUTHENTICATED)."""
 
 
 class SchemaError(PolymodalError, TypeError, ValueError):
@@ -140,6 +145,7 @@ class StepError(BackendError):
 #: HTTP status for each error class; the most specific class wins (see :func:`http_status`).
 HTTP_STATUS: dict[type[BaseException], int] = {
     NotFoundError: 404,
+    AuthenticationError: 401,
     SchemaError: 422,
     FormatError: 400,
     ConfigError: 400,

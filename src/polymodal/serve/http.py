@@ -130,7 +130,11 @@ def create_app(service: Service) -> Any:
         status = http_status(exc)
         if status >= 500 and status not in (501, 503):
             log.exception("unexpected polymodal error on %s", request.url.path, exc_info=exc)
-        return JSONResponse({"detail": " ".join(str(exc).split())}, status_code=status)
+        return JSONResponse(
+            {"detail": " ".join(str(exc).split())},
+            status_code=status,
+            headers={"X-Polymodal-Error": type(exc).__name__},  # clients rebuild the exact class
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
