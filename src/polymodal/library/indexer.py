@@ -57,15 +57,11 @@ def open_library(db: str | Path, *, profile: str | None = None, create: bool = T
     import polymodal as pm
 
     path = str(db)
-    is_uri = "://" in path
-    exists = is_uri or (Path(path) / "store.db").exists()
-    if not exists and not create:
+    if "://" not in path and not (Path(path) / "store.db").exists() and not create:
         raise ConfigError(f"no polymodal store at {path}; run `polymodal index PATH --db {path}` first")
-    store = (
-        pm.open(path, schema=MediaItem if not exists else None, text_fields=TEXT_FIELDS)
-        if not exists
-        else pm.open(path)
-    )
+    # creating and reopening alike: a store made with another schema is refused (SchemaError),
+    # and a missing collection on a server is created when `create` allows it
+    store = pm.open(path, schema=MediaItem, text_fields=TEXT_FIELDS) if create else pm.open(path)
     saved = store.get_setting("profile")
     if saved is not None:
         stored = Profile.model_validate(saved)

@@ -94,8 +94,9 @@ class StepServer:
 
         if not is_loopback(host) and api_key is None and not insecure:
             raise ConfigError(
-                f"refusing to serve step {step.name!r} on {host} without an API key: pass api_key= "
-                "(or insecure=True if this network is trusted)"
+                f"refusing to serve step {step.name!r} on {host} without an API key: give one "
+                "(--api-key-file on the command line, api_key= in Python), or allow it with --insecure / "
+                "insecure=True if this network is trusted"
             )
         self.step, self.host = step, host
         self.app = create_step_app(

@@ -238,7 +238,8 @@ class _ApiKey(grpc.ServerInterceptor):  # type: ignore[misc]
 def start_grpc(service: Service, *, host: str, port: int, max_workers: int = 8) -> grpc.Server:
     """Serve ``service`` over gRPC on ``host:port``; returns the started server (not blocking).
 
-    Stop it with ``server.stop(grace)``.
+    With ``port=0`` the system picks a free port: ``server.bound_port`` says which. Stop it with
+    ``server.stop(grace)``.
 
     Raises:
         ConfigError: the address cannot be bound (in use, or not an address of this machine).
@@ -272,4 +273,5 @@ def start_grpc(service: Service, *, host: str, port: int, max_workers: int = 8) 
     if bound == 0:
         raise ConfigError(f"cannot serve gRPC on {address} (port in use, or not an address of this machine)")
     server.start()
+    server.bound_port = bound  # with port=0 the system picked it: this is where to connect
     return server

@@ -28,9 +28,9 @@ def _settings(src: Store[Any]) -> dict[str, Any]:
     """The settings that belong to a collection: its models, weights, media roots, fixed
     dimensions and score calibrations (per field and per embedding space)."""
     spaces = {vf.path.split(".")[-1] for vf in src.vector_fields.values()} | set(src.vector_fields)
-    keys = [*("profile", "weights", "roots", "embedders"),
-            *(f"dim:{vf.path}" for vf in src.vector_fields.values()),
-            *(f"calibration:{s}" for s in sorted(spaces))]
+    # not the fixed dimensions ("dim:..."): the destination fixes them itself on its first add,
+    # and backends create their vector tables then
+    keys = [*("profile", "weights", "roots", "embedders"), *(f"calibration:{s}" for s in sorted(spaces))]
     out = {k: src.get_setting(k) for k in keys}
     return {k: v for k, v in out.items() if v is not None}
 
