@@ -61,7 +61,15 @@ def open_library(db: str | Path, *, profile: str | None = None, create: bool = T
         raise ConfigError(f"no polymodal store at {path}; run `polymodal index PATH --db {path}` first")
     # creating and reopening alike: a store made with another schema is refused (SchemaError),
     # and a missing collection on a server is created when `create` allows it
-    store = pm.open(path, schema=MediaItem, text_fields=TEXT_FIELDS) if create else pm.open(path)
+    if create:
+        store = pm.open(path, schema=MediaItem, text_fields=TEXT_FIELDS)
+    else:
+        try:
+            store = pm.open(path)
+        except ConfigError as exc:
+            if "no polymodal store" not in str(exc):
+                raise
+            raise ConfigError(f"no polymodal store at {path}; run `polymodal index PATH --db {path}` first") from None
     saved = store.get_setting("profile")
     if saved is not None:
         stored = Profile.model_validate(saved)
