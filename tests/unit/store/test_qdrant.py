@@ -296,7 +296,7 @@ _DTS = [
 _DATES = [None, date(2020, 1, 1), date(1999, 12, 31), date(2020, 1, 2)]
 _EXTRAS = [{}, {"k": 1}, {"k": "a", "o": {"p": 2}}, {"l": [1, "a", True, None]}, {"k": [3, 4]}, {"k": None}]
 _OPERANDS = [
-    0, 1, -1, 7, 1.5, -2.5, 0.1, 2**70, math.inf, -math.inf, math.nan, True, False, "", "a", "B", "é", "zz", "2000",
+    0, 1, -1, 7, 1.5, -2.5, 0.1, 2**63 - 1, math.inf, -math.inf, math.nan, True, False, "", "a", "B", "é", "zz", "2000",
     "long " * 30, datetime(2020, 1, 1, 12), datetime(2020, 1, 1, 11, tzinfo=UTC), datetime(2020, 1, 1, 12, 0, 0, 100),
     date(2020, 1, 1), date(2020, 1, 2),
 ]  # fmt: skip
