@@ -48,6 +48,7 @@ class AnnIndex:
         self.labeled = np.zeros(capacity, bool)  # slots ever added to the graph (deleted or not)
         self.pos: list[str] = [""] * capacity  # the sub-document position ("3" or "3.1") of each slot
         self.count = 0
+        self._ef = -1  # the ef last set on the graph
         self._hnsw = self._new_hnsw(capacity)
 
     def _new_hnsw(self, capacity: int) -> Any:
@@ -74,6 +75,7 @@ class AnnIndex:
         self.pos.extend([""] * (new_cap - self.capacity))
         self.matrix, self.valid, self.owner, self.labeled = matrix, valid, owner, labeled
         self._hnsw.resize_index(new_cap)
+        self._ef = -1
 
     def prepare(self, vectors: np.ndarray) -> np.ndarray:
         """Vectors as stored: float32, normalised for cosine (zero vectors stay zero)."""
@@ -118,13 +120,20 @@ class AnnIndex:
 
     # -- search --------------------------------------------------------------------------------
     def search(
-        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None, exact: bool | None = None,
-        ef: int = 64, exact_threshold: int = 2_000_000,
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        allowed: np.ndarray | None = None,
+        exact: bool | None = None,
+        ef: int = 64,
+        exact_threshold: int = 2_000_000,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Top-``k`` ``(slots, scores)`` per query among valid (and ``allowed``) slots.
 
         ``allowed`` is a boolean mask over slots. Exact search is used when asked, or when
-        the candidates times the dimension is at most ``exact_threshold``.
+        the candidates times the dimension is at most ``exact_threshold`` (see
+        :class:`~polymodal.store.base.StoreConfig` for why the default is what it is).
         """
         n_cand = self.count if allowed is None else int(np.count_nonzero(allowed[: self.capacity] & self.valid))
         k = min(k, n_cand)
@@ -133,25 +142,42 @@ class AnnIndex:
             return [empty for _ in range(len(queries))]
         use_exact = exact if exact is not None else n_cand * self.dim <= exact_threshold
         if use_exact:
-            return self._exact(queries, k, allowed)
+            return self._exact(queries, k, allowed, n_cand)
         return self._ann(queries, k, allowed, ef)
 
-    def _exact(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _exact(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None, n_cand: int | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Brute force over the flat matrix. Few candidates (a selective filter): copy their
+        rows out and score those. Many (no filter, a loose one): score the matrix in place and
+        mask the rest, as copying the rows costs more than the products it saves
+        (benchmarks/results/exact_threshold.md: 5-10x faster unfiltered)."""
         mask = self.valid if allowed is None else self.valid & allowed[: self.capacity]
-        cand = np.flatnonzero(mask)
-        sub = self.matrix[cand]
+        if n_cand is None:
+            n_cand = int(np.count_nonzero(mask))
+        gather = 4 * n_cand < self.capacity
+        cand = np.flatnonzero(mask) if gather else None
+        sub = self.matrix[cand] if cand is not None else self.matrix
         out = []
         for q in queries:
             scores = -np.linalg.norm(sub - q, axis=1) if self.metric == "l2" else sub @ q
-            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-            top = top[np.lexsort((cand[top], -scores[top]))]
-            out.append((cand[top], scores[top].astype(np.float64)))
+            if cand is None:
+                scores[~mask] = -np.inf
+                top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.flatnonzero(mask)
+                slots = top
+            else:
+                top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+                slots = cand[top]
+            order = np.lexsort((slots, -scores[top]))
+            out.append((slots[order], scores[top][order].astype(np.float64)))
         return out
 
     def _ann(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None, ef: int
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        self._hnsw.set_ef(max(ef, k))
+        if max(ef, k) != self._ef:
+            self._hnsw.set_ef(max(ef, k))
+            self._ef = max(ef, k)
         filt = None
         if allowed is not None:
             mask = allowed
@@ -177,8 +203,12 @@ class AnnIndex:
         owner = directory / f"{stem}.owner.npy"
         pos = directory / f"{stem}.pos.npy"
         self._hnsw.save_index(str(graph))
-        arrays = ((matrix, self.matrix[:high]), (valid, self.valid[:high]), (owner, self.owner[:high]),
-                  (pos, np.array(self.pos[:high], dtype=str)))
+        arrays = (
+            (matrix, self.matrix[:high]),
+            (valid, self.valid[:high]),
+            (owner, self.owner[:high]),
+            (pos, np.array(self.pos[:high], dtype=str)),
+        )
         for path, arr in arrays:
             with open(path, "wb") as fh:
                 np.save(fh, arr)
@@ -186,10 +216,19 @@ class AnnIndex:
                 os.fsync(fh.fileno())
         _fsync_path(graph)
         files = (graph, matrix, valid, owner, pos)
-        return {"graph": graph.name, "matrix": matrix.name, "valid": valid.name, "owner": owner.name,
-                "pos": pos.name, "dim": self.dim,
-                "metric": self.metric, "m": self.m, "ef_construction": self.ef_construction, "count": self.count,
-                "digests": {p.name: _file_digest(p) for p in files}}
+        return {
+            "graph": graph.name,
+            "matrix": matrix.name,
+            "valid": valid.name,
+            "owner": owner.name,
+            "pos": pos.name,
+            "dim": self.dim,
+            "metric": self.metric,
+            "m": self.m,
+            "ef_construction": self.ef_construction,
+            "count": self.count,
+            "digests": {p.name: _file_digest(p) for p in files},
+        }
 
     @classmethod
     def load(cls, directory: Path, entry: dict[str, Any]) -> AnnIndex:
@@ -217,8 +256,13 @@ class AnnIndex:
         arrays = [read(role) for role in ("matrix", "valid", "owner", "pos")]
         matrix, valid, owner, pos = arrays
         n = len(valid)
-        if (matrix.shape != (n, self.dim) or valid.dtype != bool or owner.shape != (n,) or pos.shape != (n,)
-                or int(np.count_nonzero(valid)) != int(entry["count"])):
+        if (
+            matrix.shape != (n, self.dim)
+            or valid.dtype != bool
+            or owner.shape != (n,)
+            or pos.shape != (n,)
+            or int(np.count_nonzero(valid)) != int(entry["count"])
+        ):
             raise ValueError("checkpoint arrays disagree with each other or with the manifest")
         # hnswlib trusts its file: a damaged graph loads silently and can crash a later query
         check(str(entry["graph"]), _file_digest(directory / str(entry["graph"])))
@@ -239,6 +283,7 @@ class AnnIndex:
         self.labeled[np.asarray(index.get_ids_list(), dtype=np.int64)] = True
         index.resize_index(capacity)
         self._hnsw = index
+        self._ef = -1
         return self
 
 

@@ -39,7 +39,7 @@ def rank(
     }
     if not nested:
         slots, scores = index.search(q[None], limit, **search)[0]
-        return [(int(index.owner[s]), float(sc), "") for s, sc in zip(slots, scores, strict=True)]
+        return [(rid, sc, "") for rid, sc in zip(index.owner[slots].tolist(), scores.tolist(), strict=True)]
     if aggregate == "mean":
         return _mean_ranking(index, q, limit, allowed)
     depth = limit * 4
@@ -78,7 +78,6 @@ def _mean_ranking(
     best_pos = {int(owners[i]): index.pos[int(slots[i])] for i in first}
     top = np.lexsort((uniq, -means))[:limit]
     return [(int(uniq[i]), float(means[i]), best_pos[int(uniq[i])]) for i in top]
-
 
 
 def allowed_slots(

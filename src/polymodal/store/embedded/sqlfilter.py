@@ -10,6 +10,7 @@ guarded by the JSON type of the value, so ``{"year": {"$gt": 5}}`` never matches
 from __future__ import annotations
 
 import json
+import math
 from datetime import date, datetime
 from typing import Any
 
@@ -39,6 +40,11 @@ def _json_path(parts: list[str]) -> str:
     return "$" + "".join(f'."{p}"' for p in parts)
 
 
+# The type guard a comparison carries (see _typed) that is always true for a declared field of
+# this type: pydantic stores an ``int`` field as a JSON integer (True becomes 1) and a ``str``
+# field as text. Floats are left out: non-finite floats are not stored as JSON numbers.
+_FIXED_JSON_TYPE: dict[Any, str] = {int: "v.type IN ('integer', 'real')", str: "v.type = 'text'"}
+
 _AWARE = "(v.value GLOB '*Z' OR v.value GLOB '*[+-][0-9][0-9]:[0-9][0-9]')"
 
 
@@ -48,7 +54,7 @@ def _typed(value: Any) -> tuple[str, Any]:
     if isinstance(value, bool):
         return ("IN ('true')" if value else "IN ('false')"), None
     if isinstance(value, (int, float)):
-        return "IN ('integer', 'real')", value
+        return _NUMBER, value
     if isinstance(value, datetime):
         aware = _AWARE if value.tzinfo is not None else f"NOT {_AWARE}"
         return f"= 'text' AND v.value GLOB '*T*' AND {aware}", _DT.dump_python(value, mode="json")
@@ -57,6 +63,18 @@ def _typed(value: Any) -> tuple[str, Any]:
             value, mode="json"
         )
     return "= 'text'", value
+
+
+_NUMBER = "IN ('integer', 'real')"
+_INF_TEXT = {True: "Infinity", False: "-Infinity"}
+
+
+def _nonfinite_sql(op: str, values: list[Any]) -> str:
+    """`` OR ...`` matching the stored texts of the infinities that satisfy ``x op value`` (JSON
+    has no infinity, so the store writes ``"Infinity"``/``"-Infinity"``; NaN compares with nothing)."""
+    compare = {"$gt": float.__gt__, "$gte": float.__ge__, "$lt": float.__lt__, "$lte": float.__le__}[op]
+    texts = [_INF_TEXT[sign] for sign in (True, False) if compare(math.inf if sign else -math.inf, float(values[0]))]
+    return f" OR (v.type = 'text' AND v.value IN ({', '.join(_q(t) for t in texts)}))" if texts else ""
 
 
 def _kind_matches(declared: Any, value: Any) -> bool:
@@ -91,10 +109,17 @@ class _Builder:
         if not rest and head in self.indexed:
             expr = f"json_extract({self.column}, {_q(_json_path([head]))})"
             typ = f"json_type({self.column}, {_q(_json_path([head]))})"
+            self.params.extend(params)
+            known = _FIXED_JSON_TYPE.get(self.leaf_type(head))
+            if pred is not None and known is not None and known in pred:
+                # A declared int (str) field only ever holds JSON integers (text) or null, so the
+                # type guard is always true: the condition reduces to the indexed expression
+                # (no JSON parse of the body per row). IS NOT NULL keeps it false, not NULL, on a
+                # missing value, so that NOT (...) of it ($ne, $nin) still matches that document.
+                return f"({expr} IS NOT NULL AND " + pred.replace(known, "1").replace("v.value", expr) + ")"
             cond = f"{typ} IS NOT NULL AND {typ} != 'null'"
             if pred is not None:
                 cond += " AND " + pred.replace("v.type", typ).replace("v.value", expr)
-            self.params.extend(params)
             return f"({cond})"
         sources, (base, rest_path) = self._sources(path)
         target = f"{base}, {_q(_json_path(rest_path))}" if rest_path else base
@@ -170,9 +195,13 @@ class _Builder:
             found = "(" + " OR ".join(parts) + ")" if parts else "(0)"
             return found if op == "$in" else f"(NOT {found})"
         guard, param = _typed(value)
-        if param is None or not _kind_matches(self.leaf_type(c.path), value):  # booleans have no order
+        declared = self.leaf_type(c.path)
+        if param is None or not _kind_matches(declared, value):  # booleans have no order
             return "(0)"
-        return self.exists(c.path, f"v.type {guard} AND v.value {_OPS[op]} ?", [param])
+        pred = f"v.type {guard} AND v.value {_OPS[op]} ?"
+        if guard == _NUMBER and declared is not int:
+            pred = f"(({pred}){_nonfinite_sql(op, [value])})"
+        return self.exists(c.path, pred, [param])
 
     def _eq(self, path: str, values: list[Any]) -> str:
         preds, params = [], []
@@ -187,6 +216,9 @@ class _Builder:
                 preds.append(f"v.type {guard}")
             else:
                 groups.setdefault(guard, []).append(param)
+        infinite = [v for v in values if isinstance(v, float) and math.isinf(v)] if declared is not int else []
+        if infinite:  # stored as the text "Infinity" / "-Infinity" (JSON has no infinity)
+            preds.append(f"(v.type = 'text' AND v.value IN ({', '.join(_q(_INF_TEXT[v > 0]) for v in infinite)}))")
         for guard, group in groups.items():
             if len(group) <= 4:
                 preds.extend(f"(v.type {guard} AND v.value = ?)" for _ in group)
