@@ -224,7 +224,12 @@ class DocVec(Generic[T]):
 
     def to_list(self) -> DocList[T]:
         """Row-wise documents (tensors are views into this DocVec's arrays)."""
-        return doclist_of(self._type())._wrap([self._row(i) for i in range(self._n)])
+        dt = self._type()
+        if dt.__pydantic_post_init__ is not None or dt.__private_attributes__ or any(
+            isinstance(col, NestedColumn) for col in self._cols.values()
+        ):
+            return doclist_of(dt)._wrap([self._row(i) for i in range(self._n)])
+        return doclist_of(dt)._wrap(_trusted_rows(dt, self._n, self._cols))
 
     def to_doc_list(self) -> DocList[T]:
         """Alias of :meth:`to_list`, the name DocArray users know."""
@@ -270,6 +275,34 @@ class DocVec(Generic[T]):
 
     def __reduce__(self) -> Any:
         return (_rebuild, (self._type(), self._n, self._cols))
+
+
+def _trusted_rows(doc_type: type[Doc], n: int, cols: dict[str, Column]) -> list[Any]:
+    """Every row as a document, built the way ``Doc._trusted`` builds one (the values passed
+    validation when the columns did) but in one loop: ``zip`` over the columns, stacked tensors
+    iterated as row views. For classes without ``model_post_init`` or private attributes and
+    without nested columns (the caller checks), which need pydantic's own construction."""
+    names = list(cols)
+    columns: list[Any] = []
+    for col in cols.values():
+        if isinstance(col, np.ndarray):
+            # iterating gives the same row views as col[i, ...]; 1-D columns would give numpy
+            # scalars instead of 0-d arrays, so those keep the indexing
+            columns.append(list(col) if col.ndim >= 2 else [col[i, ...] for i in range(n)])
+        else:
+            columns.append(col)
+    fields_set = set(names)
+    new = doc_type.__new__
+    setattr_ = object.__setattr__
+    out = []
+    for values in zip(*columns, strict=True):
+        obj = new(doc_type)
+        setattr_(obj, "__dict__", dict(zip(names, values)))  # noqa: B905 - same length
+        setattr_(obj, "__pydantic_fields_set__", set(fields_set))
+        setattr_(obj, "__pydantic_extra__", None)
+        setattr_(obj, "__pydantic_private__", None)
+        out.append(obj)
+    return out
 
 
 def _rebuild(doc_type: type[Doc], n: int, cols: dict[str, Column]) -> DocVec[Any]:
@@ -337,6 +370,11 @@ def _validate_stack(spec: FieldSpec, arr: np.ndarray) -> np.ndarray:
     assert spec.tensor is not None
     t = spec.tensor
     try:
+        if t.vector and arr.dtype != np.float32 and arr.dtype.kind in "biuf":
+            # cast first, as Vector casts one value: a finite float64 beyond float32's range
+            # becomes infinity and is refused below
+            with np.errstate(over="ignore"):
+                arr = arr.astype(np.float32)
         if t.vector and arr.dtype.kind == "f":  # checked first, so every bad row is named the same way
             bad = _first_non_finite_row(arr)
             if bad is not None:
