@@ -19,8 +19,15 @@ iterative index scans, falling back to exact search when ANN finds fewer than ``
 (English stemming) and marks snippets with ``[brackets]``; hybrid search fuses in Python.
 :meth:`PgVectorStore.explain` shows the plan of a search.
 
-Writes are one transaction each (no partial batches), serialized per collection by an advisory
-lock; a large first load builds the HNSW index afresh instead of inserting into it. Connections
+Vectors travel in pgvector's binary format (query parameters and ``COPY``), never as text. A
+search over a field with one vector per document is one statement (ANN joined with the
+documents, outside an explicit transaction, search options set once per connection): one round
+trip. Writes are one transaction each (no partial batches), serialized per collection by an
+advisory lock. A bulk load (an add of 1,000+ vectors into a field holding at most twice as many)
+drops the field's HNSW index, and later adds append to the bare table; the next ANN search (or
+:meth:`PgVectorStore.explain`) builds the index once, as pgvector builds fastest, and until then
+searches are exact. So a load in batches costs about what ``COPY`` + ``CREATE INDEX`` costs,
+and the first search after it waits for the build (as the embedded store's first search does). Connections
 come from a small pool; transient errors (connection lost, server restarting, serialization
 failures, deadlocks) are retried with backoff, which is safe because every operation is
 idempotent; a server that is down is a :class:`~polymodal.errors.BackendError` naming the URI

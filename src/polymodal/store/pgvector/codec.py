@@ -1,7 +1,14 @@
-"""Documents to rows and back: JSON bodies, vector rows (scored and raw), plain scanned values."""
+"""Documents to rows and back: JSON bodies, vector rows (scored and raw), plain scanned values.
+
+Vectors travel in pgvector's binary format (``vector_send``/``vector_recv``: int16 dimension,
+int16 unused, big-endian float32), both as query parameters and in ``COPY``: printing 512
+floats as text and parsing them back costs more than the HNSW search itself.
+"""
 
 from __future__ import annotations
 
+import struct
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,14 +19,60 @@ from polymodal.doc.base import Doc
 from polymodal.store.base import VectorField
 from polymodal.store.flatten import Flat, set_at
 from polymodal.store.pgvector.ddl import Names
-from polymodal.store.pgvector.search import vector_text
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["body_json", "load_docs", "plain", "scan_page", "vector_rows"]
+__all__ = ["adapt", "body_json", "copy_vectors", "load_docs", "plain", "scan_page", "vector_rows"]
 
-VectorRow = tuple[int, str, str, bytes]  # (batch index, position, vector as scored, raw float32)
+VectorRow = tuple[int, str, np.ndarray, bytes]  # (batch index, position, vector as scored, raw float32)
+_ADAPTED: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # connection -> vector oid
+_DUMPERS: dict[int, type] = {}
+SESSION: weakref.WeakKeyDictionary[Any, tuple[int, bool]] = weakref.WeakKeyDictionary()  # conn -> (ef, iterative)
+_INT8, _TEXT, _BYTEA = 20, 25, 17
+
+
+def _dumper(oid: int) -> type:
+    """A binary dumper of numpy arrays as pgvector ``vector`` values (one class per type oid)."""
+    if oid not in _DUMPERS:
+        from psycopg.adapt import Dumper
+        from psycopg.pq import Format
+
+        class VectorDumper(Dumper):
+            format = Format.BINARY
+
+            def dump(self, obj: Any) -> bytes:
+                a = np.asarray(obj, dtype=">f4")
+                return struct.pack(">HH", a.shape[0], 0) + a.tobytes()
+
+        VectorDumper.oid = oid
+        _DUMPERS[oid] = VectorDumper
+    return _DUMPERS[oid]
+
+
+def adapt(conn: psycopg.Connection[Any]) -> int:
+    """Send numpy arrays on ``conn`` as binary pgvector values (``%b`` parameters, binary COPY);
+    the ``vector`` type's oid. Once per connection (the extension must exist)."""
+    oid = _ADAPTED.get(conn)
+    if oid is None:
+        row = conn.execute("SELECT to_regtype('vector')::oid").fetchone()
+        if row is None or row[0] is None:
+            from polymodal.errors import BackendError
+
+            raise BackendError("the pgvector extension is not installed in this database", backend="pgvector")
+        oid = int(row[0])
+        conn.adapters.register_dumper(np.ndarray, _dumper(oid))
+        _ADAPTED[conn] = oid
+    return oid
+
+
+def copy_vectors(conn: psycopg.Connection[Any], table: str, rows: Sequence[tuple[int, str, np.ndarray, bytes]]) -> None:
+    """``(rid, pos, vec, raw)`` rows into a field's table by binary ``COPY``."""
+    oid = adapt(conn)
+    with conn.cursor() as cur, cur.copy(f"COPY {table} (rid, pos, vec, raw) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([_INT8, _TEXT, oid, _BYTEA])
+        for row in rows:
+            copy.write_row(row)
 
 
 def body_json(body: dict[str, Any]) -> str:
@@ -45,7 +98,7 @@ def vector_rows(
             if fields[path].metric == "cosine":
                 norm = float(np.linalg.norm(raw.astype(np.float64)))
                 scored = (raw.astype(np.float64) / (norm or 1.0)).astype(np.float32)
-            out.setdefault(field_ids[path], []).append((i, ".".join(map(str, pos)), vector_text(scored), raw.tobytes()))
+            out.setdefault(field_ids[path], []).append((i, ".".join(map(str, pos)), scored, raw.tobytes()))
     return out
 
 
@@ -61,14 +114,23 @@ def load_docs(
     if not rids:
         return {}
     rid_list = list(rids)
-    rows = conn.execute(f"SELECT rid, body FROM {names.docs} WHERE rid = ANY(%s)", [rid_list]).fetchall()
+    with conn.pipeline():  # bodies and vectors in one round trip
+        cur = conn.execute(f"SELECT rid, body FROM {names.docs} WHERE rid = ANY(%s)", [rid_list])
+        vec_cur = None
+        if tables:
+            union = " UNION ALL ".join(
+                f"SELECT {fid} AS f, rid, pos, raw FROM {names.vectors(fid)} WHERE rid = ANY(%s)"
+                for fid in tables.values()
+            )
+            vec_cur = conn.execute(union, [rid_list] * len(tables))
+        rows = cur.fetchall()
+        vec_rows = vec_cur.fetchall() if vec_cur is not None else []
     bodies: dict[int, dict[str, Any]] = {int(r): b for r, b in rows}
-    if tables and bodies:
-        union = " UNION ALL ".join(
-            f"SELECT {fid} AS f, rid, pos, raw FROM {names.vectors(fid)} WHERE rid = ANY(%s)" for fid in tables.values()
-        )
+    if vec_rows and bodies:
         paths = {fid: path for path, fid in tables.items()}
-        for fid, rid, pos, raw in conn.execute(union, [rid_list] * len(tables)).fetchall():
+        for fid, rid, pos, raw in vec_rows:
+            if int(rid) not in bodies:
+                continue
             path = paths[fid]
             positions = tuple(int(p) for p in pos.split(".")) if pos else ()
             vector = np.frombuffer(raw, dtype="<f4").copy()

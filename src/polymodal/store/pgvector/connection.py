@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from polymodal.errors import BackendError, ConfigError
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["Pool", "Target", "parse_uri", "redact"]
 
 R = TypeVar("R")
+S = TypeVar("S")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 DEFAULT_COLLECTION = "polymodal"
 # SQLSTATEs worth a retry: connection exceptions (08), shutdown/restart (57P01-3), too many
@@ -229,19 +230,44 @@ class Pool:
         self.flush()
 
     # -- running operations --------------------------------------------------------------------
-    def run(self, fn: Callable[[psycopg.Connection[Any]], R], *, write: bool, what: str) -> R:
+    def run(
+        self, fn: Callable[[psycopg.Connection[Any]], R], *, write: bool, what: str, pipeline: bool = False
+    ) -> R:
         """``fn(conn)`` in one transaction, retried on transient errors, driver errors wrapped.
 
         Reads run in a read-only REPEATABLE READ transaction (one snapshot for a search and the
         documents it loads); writes in READ COMMITTED, serialized per collection by the caller.
+        ``pipeline``: in libpq's pipeline mode, so ``BEGIN`` and the statements up to the first
+        fetch travel in one round trip.
         """
+        return cast("R", self._run(fn, None, write=write, what=what, pipeline=pipeline))
+
+    def read_one(self, fn: Callable[[psycopg.Connection[Any]], R], *, what: str) -> R:
+        """A read that is one statement (its own snapshot), run outside an explicit transaction:
+        one round trip, where ``BEGIN`` ... ``COMMIT`` costs two more (or a pipeline's polling)."""
+        return cast("R", self._run(fn, None, write=False, what=what, pipeline=False, transaction=False))
+
+    def _run(
+        self,
+        fn: Callable[[psycopg.Connection[Any]], Any],
+        then: Callable[[Any], Any] | None,
+        *,
+        write: bool,
+        what: str,
+        pipeline: bool,
+        transaction: bool = True,
+    ) -> Any:
         import psycopg
 
         attempt = 0
         while True:
             try:
-                with self.connection() as conn, _transaction(conn, write):
-                    return fn(conn)
+                with self.connection() as conn:
+                    if not transaction:
+                        return fn(conn)
+                    with _pipeline(conn, pipeline), _transaction(conn, write):
+                        out = fn(conn)
+                    return then(out) if then is not None else out
             except psycopg.Error as exc:
                 if is_transient(exc) and attempt < self.retries:
                     if is_connection_error(exc):
@@ -258,6 +284,15 @@ class Pool:
         else:
             text = f"pgvector: {what} failed on {self.target.display}: {message}"
         return BackendError(text, backend="pgvector", uri=self.target.display)
+
+
+@contextlib.contextmanager
+def _pipeline(conn: psycopg.Connection[Any], on: bool) -> Iterator[None]:
+    if not on:
+        yield
+        return
+    with conn.pipeline():
+        yield
 
 
 @contextlib.contextmanager

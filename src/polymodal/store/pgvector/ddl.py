@@ -192,10 +192,20 @@ def create_vector_table(
 def create_hnsw(conn: psycopg.Connection[Any], names: Names, fid: int, metric: Metric, config: StoreConfig) -> None:
     m = min(config.hnsw_m, 100)  # pgvector's limits: m <= 100, 2m <= ef_construction <= 1000
     ef = max(min(config.hnsw_ef_construction, 1000), 2 * m)
+    table = names.vectors(fid)
+    # The vectors live out of line (TOAST), so the table's own pages look too few for PostgreSQL
+    # to plan parallel workers for the build: ask for them (max_parallel_maintenance_workers
+    # still caps them), just for this statement.
+    row = conn.execute("SELECT current_setting('max_parallel_maintenance_workers')::int").fetchone()
+    workers = int(row[0]) if row else 0
+    if workers > 0:
+        conn.execute(f"ALTER TABLE {table} SET (parallel_workers = {workers})")
     conn.execute(
-        f'CREATE INDEX IF NOT EXISTS "v{fid}_hnsw" ON {names.vectors(fid)} USING hnsw (vec {OPCLASS[metric]}) '
+        f'CREATE INDEX IF NOT EXISTS "v{fid}_hnsw" ON {table} USING hnsw (vec {OPCLASS[metric]}) '
         f"WITH (m = {int(m)}, ef_construction = {int(ef)})"
     )
+    if workers > 0:
+        conn.execute(f"ALTER TABLE {table} RESET (parallel_workers)")
 
 
 def drop_hnsw(conn: psycopg.Connection[Any], names: Names, fid: int) -> bool:

@@ -23,12 +23,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ann",
+    "ann_docs_sql",
+    "ann_session",
+    "ann_settings",
     "ann_sql",
     "ann_top",
     "candidates",
     "exact",
     "exact_sql",
     "index_only",
+    "stats",
     "text_rows",
     "tsquery",
     "vector_text",
@@ -40,12 +44,49 @@ _HEADLINE = 'StartSel="[", StopSel="]", MaxWords=35, MinWords=15'
 
 
 def vector_text(vec: np.ndarray) -> str:
-    """pgvector's text form; float32 values printed in full round-trip exactly."""
+    """pgvector's text form; float32 values printed in full round-trip exactly. (Queries and
+    rows travel in the binary form, see ``codec.adapt``; this is for messages and tools.)"""
     return "[" + ",".join(map(repr, np.asarray(vec, dtype=np.float32).tolist())) + "]"
 
 
 def _doc_filter(docs: str, where: str) -> str:
     return "" if where == "true" else f"WHERE v.rid IN (SELECT d.rid FROM {docs} d WHERE {where})"
+
+
+def ann_settings(conn: psycopg.Connection[Any], ef: int, iterative: bool) -> None:
+    """pgvector's search options for this transaction, in one statement: ``ef_search``, the
+    iterative scan (keep scanning the graph until enough rows pass the filter; pgvector 0.8+)
+    and :func:`index_only`."""
+    scan = ", set_config('hnsw.iterative_scan', 'relaxed_order', true)" if iterative else ""
+    conn.execute(
+        f"SELECT set_config('hnsw.ef_search', %s, true){scan}, set_config('enable_seqscan', 'off', true)", [str(ef)]
+    )
+
+
+def ann_session(conn: psycopg.Connection[Any], ef: int, iterative: bool) -> None:
+    """The same search options as :func:`ann_settings` (but ``enable_seqscan``) for the whole
+    session, sent only when they change: for single-statement searches outside a transaction.
+    They only steer HNSW scans, which set them locally anyway everywhere else."""
+    from polymodal.store.pgvector.codec import SESSION
+
+    if SESSION.get(conn) != (ef, iterative):
+        scan = ", set_config('hnsw.iterative_scan', 'relaxed_order', false)" if iterative else ""
+        conn.execute(f"SELECT set_config('hnsw.ef_search', %s, false){scan}", [str(ef)])
+        SESSION[conn] = (ef, iterative)
+
+
+def stats(conn: psycopg.Connection[Any], table: str, index: str, cap: int) -> tuple[int, bool]:
+    """Vectors in a field's table (as :func:`candidates` counts them) and whether its HNSW
+    index exists. Without the index (after a bulk load) the planner's estimate may be stale,
+    so the rows are counted, up to ``cap + 1``."""
+    row = conn.execute(
+        "SELECT c.reltuples, to_regclass(%s) IS NOT NULL FROM pg_class c WHERE c.oid = %s::regclass", [index, table]
+    ).fetchone()
+    has_index = bool(row is not None and row[1])
+    if has_index and row is not None and row[0] is not None and row[0] >= 0:
+        return int(row[0]), True
+    counted = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT %s) t", [cap + 1]).fetchone()
+    return (int(counted[0]) if counted else 0), has_index
 
 
 def index_only(conn: psycopg.Connection[Any], on: bool) -> None:
@@ -69,7 +110,7 @@ def ann(
     table: str,
     docs: str,
     op: str,
-    query: str,
+    query: np.ndarray,
     limit: int,
     where: tuple[str, list[Any]],
 ) -> list[Row]:
@@ -83,7 +124,7 @@ def ann_top(
     table: str,
     docs: str,
     op: str,
-    query: str,
+    query: np.ndarray,
     limit: int,
     where: tuple[str, list[Any]],
     nested: bool,
@@ -111,13 +152,41 @@ def ann_top(
 
 
 def ann_sql(
-    table: str, docs: str, op: str, query: str, limit: int, where: tuple[str, list[Any]]
+    table: str, docs: str, op: str, query: np.ndarray, limit: int, where: tuple[str, list[Any]]
 ) -> tuple[str, list[Any]]:
     sql, params = where
     filt = "" if sql == "true" else f"WHERE (SELECT {sql} FROM {docs} d WHERE d.rid = v.rid)"
     return (
-        f"WITH c AS MATERIALIZED (SELECT v.rid, v.pos, v.vec {op} %s::vector AS dist FROM {table} v {filt} "
-        f"ORDER BY v.vec {op} %s::vector LIMIT %s) SELECT rid, pos, -dist FROM c ORDER BY dist, rid",
+        f"WITH c AS MATERIALIZED (SELECT v.rid, v.pos, v.vec {op} %b AS dist FROM {table} v {filt} "
+        f"ORDER BY v.vec {op} %b LIMIT %s) SELECT rid, pos, -dist FROM c ORDER BY dist, rid",
+        [query, *params, query, limit],
+    )
+
+
+def ann_docs_sql(
+    table: str,
+    docs: str,
+    op: str,
+    query: np.ndarray,
+    limit: int,
+    where: tuple[str, list[Any]],
+    others: list[str],
+) -> tuple[str, list[Any]]:
+    """ANN over a field with one vector per document, joined with the documents: ``(rid,
+    score, body, raw)`` best first, then ``(positions, raws)`` arrays from each table of
+    ``others`` (the document's other vector fields). One statement, so a search is one round
+    trip; ``limit`` rows unless ANN found fewer (then the caller searches exactly)."""
+    sql, params = where
+    filt = "" if sql == "true" else f"WHERE (SELECT {sql} FROM {docs} d WHERE d.rid = v.rid)"
+    extra = "".join(
+        f", (SELECT array_agg(o.pos ORDER BY o.pos) FROM {t} o WHERE o.rid = c.rid), "
+        f"(SELECT array_agg(o.raw ORDER BY o.pos) FROM {t} o WHERE o.rid = c.rid)"
+        for t in others
+    )
+    return (
+        f"WITH c AS MATERIALIZED (SELECT v.rid, v.raw, v.vec {op} %b AS dist FROM {table} v {filt} "
+        f"ORDER BY v.vec {op} %b LIMIT %s) SELECT c.rid, -c.dist, d.body, c.raw{extra} "
+        f"FROM c JOIN {docs} d ON d.rid = c.rid ORDER BY c.dist, c.rid",
         [query, *params, query, limit],
     )
 
@@ -127,7 +196,7 @@ def exact(
     table: str,
     docs: str,
     op: str,
-    query: str,
+    query: np.ndarray,
     limit: int,
     where: tuple[str, list[Any]],
     *,
@@ -144,7 +213,7 @@ def exact_sql(
     table: str,
     docs: str,
     op: str,
-    query: str,
+    query: np.ndarray,
     limit: int,
     where: tuple[str, list[Any]],
     *,
@@ -155,18 +224,18 @@ def exact_sql(
     filt = _doc_filter(docs, sql)
     if not nested:
         text = (
-            f"SELECT v.rid, v.pos, -(v.vec {op} %s::vector) AS score FROM {table} v {filt} "
+            f"SELECT v.rid, v.pos, -(v.vec {op} %b) AS score FROM {table} v {filt} "
             "ORDER BY score DESC, v.rid LIMIT %s"
         )
     elif aggregate == "max":
         text = (
-            f"SELECT rid, pos, score FROM (SELECT DISTINCT ON (v.rid) v.rid, v.pos, -(v.vec {op} %s::vector) AS score "
+            f"SELECT rid, pos, score FROM (SELECT DISTINCT ON (v.rid) v.rid, v.pos, -(v.vec {op} %b) AS score "
             f"FROM {table} v {filt} ORDER BY v.rid, score DESC, v.pos) t ORDER BY score DESC, rid LIMIT %s"
         )
     else:
         text = (
             "SELECT rid, (array_agg(pos ORDER BY dist, pos))[1], -avg(dist) AS score FROM "
-            f"(SELECT v.rid, v.pos, v.vec {op} %s::vector AS dist FROM {table} v {filt}) t "
+            f"(SELECT v.rid, v.pos, v.vec {op} %b AS dist FROM {table} v {filt}) t "
             "GROUP BY rid ORDER BY score DESC, rid LIMIT %s"
         )
     return text, [query, *params, limit]

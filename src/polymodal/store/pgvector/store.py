@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
@@ -14,7 +15,7 @@ from polymodal.doc.schema import schema_of
 from polymodal.errors import ConfigError, OptionalDependencyError, SchemaError
 from polymodal.store import filters as flt
 from polymodal.store.base import Aggregate, Capabilities, Hit, Store, T, VectorField, match_at
-from polymodal.store.flatten import flatten
+from polymodal.store.flatten import flatten, set_at
 from polymodal.store.pgvector import codec, ddl, search
 from polymodal.store.pgvector.connection import Pool, parse_uri
 from polymodal.store.pgvector.pgfilter import to_sql
@@ -28,7 +29,9 @@ __all__ = ["PgVectorStore"]
 
 _CONFIG_NAME = re.compile(r"^[a-z_]+$")
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # an escaped NUL in JSON text (not an escaped backslash + "u0000")
-_BULK = 1000  # vectors in one add from which a small table's HNSW index is rebuilt, not updated
+_BULK = 1000  # vectors in one add from which a small table's HNSW index is dropped, to be built once later
+_STATS_TTL = 1.0  # seconds a field table's row count and index state are trusted for planning
+_ONE_STATEMENT = 10_000  # vectors from which the planner picks HNSW unaided (one-statement search)
 
 
 class PgVectorStore(Store[T]):
@@ -108,6 +111,7 @@ class PgVectorStore(Store[T]):
             self._pool.close()
             raise
         self._iterative = version >= (0, 8, 0)
+        self._stats: dict[str, tuple[float, int, bool]] = {}  # table -> (when, vectors, HNSW index exists)
         self._dims: dict[str, int] = {p: vf.dim for p, vf in self.vector_fields.items() if vf.dim is not None}
 
     # -- writes --------------------------------------------------------------------------------
@@ -125,6 +129,7 @@ class PgVectorStore(Store[T]):
         n = self.names
 
         def write(conn: Conn) -> None:
+            codec.adapt(conn)
             ddl.lock(conn, n)
             conn.execute(f"DELETE FROM {n.docs} WHERE id = ANY(%s)", [ids])
             rows = conn.execute(
@@ -133,24 +138,21 @@ class PgVectorStore(Store[T]):
             ).fetchall()
             rid_of = {doc_id: rid for rid, doc_id in rows}
             rids = [rid_of[i] for i in ids]
+            for fid, items in vectors.items():
+                # a big load into a small table: building the index once, at the next ANN search
+                # (see _ensure_index), beats inserting each vector into it; later adds append
+                # to the unindexed table until then
+                if len(items) >= _BULK and search.candidates(conn, n.vectors(fid), 2 * len(items)) <= 2 * len(items):
+                    ddl.drop_hnsw(conn, n, fid)
+                codec.copy_vectors(conn, n.vectors(fid), [(rids[i], pos, vec, raw) for i, pos, vec, raw in items])
             with conn.cursor() as cur:
-                for fid, items in vectors.items():
-                    # a big load into a small table: building the index afresh beats inserting into it
-                    rebuild = len(items) >= _BULK and search.candidates(
-                        conn, n.vectors(fid), 2 * len(items)
-                    ) <= 2 * len(items)
-                    rebuild = rebuild and ddl.drop_hnsw(conn, n, fid)
-                    with cur.copy(f"COPY {n.vectors(fid)} (rid, pos, vec, raw) FROM STDIN") as copy:
-                        for i, pos, vec, raw in items:
-                            copy.write_row((rids[i], pos, vec, raw))
-                    if rebuild:
-                        ddl.create_hnsw(conn, n, fid, self.vector_fields[self._paths[fid]].metric, self.config)
                 if texts:
                     with cur.copy(f"COPY {n.texts} (rid, path, pos, body) FROM STDIN") as copy:
                         for i, path, pos, text in texts:
                             copy.write_row((rids[i], path, pos, text))
 
         self._pool.run(write, write=True, what="upsert")
+        self._stats.clear()
 
     def _delete(self, ids: list[str]) -> int:
         def delete(conn: Conn) -> int:
@@ -273,15 +275,22 @@ class PgVectorStore(Store[T]):
         dim = self._dim_of(field)
         if dim is None:  # an unsized field that has no vector yet
             return [[] for _ in queries]
-        table = self.names.vectors(self._fields[field.path])
+        fid = self._fields[field.path]
+        table = self.names.vectors(fid)
         op = ddl.OPERATOR[field.metric]
         filt = to_sql(where, self.doc_type)
-        texts = [search.vector_text(q) for q in queries]
+        use_exact = self._plan(fid, dim, aggregate, exact)
+        if not use_exact and self._one_statement(field, table):
+            found = self._ann_docs(field, fid, queries, limit, filt)
+            if found is not None:
+                return found
 
         def run(conn: Conn) -> tuple[list[list[search.Row]], dict[int, T]]:
-            use_exact = self._plan(conn, table, dim, limit, field.nested, aggregate, exact)
+            codec.adapt(conn)
+            if not use_exact:
+                self._ann_settings(conn, limit, field.nested)
             ranked = []
-            for q in texts:
+            for q in queries:
                 rows = (
                     None
                     if use_exact
@@ -298,7 +307,7 @@ class PgVectorStore(Store[T]):
                 ranked.append(rows)
             return ranked, self._load(conn, sorted({r for rows in ranked for r, _, _ in rows}))
 
-        ranked, docs = self._pool.run(run, write=False, what="vector search")
+        ranked, docs = self._pool.run(run, write=False, what="vector search", pipeline=True)
         out = []
         for rows in ranked:
             hits = []
@@ -313,22 +322,104 @@ class PgVectorStore(Store[T]):
             out.append(hits)
         return out
 
-    def _plan(
-        self, conn: Conn, table: str, dim: int, limit: int, nested: bool, aggregate: str, exact: bool | None
-    ) -> bool:
-        """Whether to search exactly; for ANN, set pgvector's search options for this transaction."""
+    def _one_statement(self, field: VectorField, table: str) -> bool:
+        """Whether an ANN search can be the one-statement kind: a field with one vector per
+        document, dimensions all known, and a table big enough that the planner uses the HNSW
+        index without ``enable_seqscan = off`` (smaller ones take the transaction path)."""
+        cached = self._stats.get(table)
+        return (
+            not field.nested
+            and all(p in self._dims for p in self._fields)
+            and cached is not None
+            and cached[1] >= _ONE_STATEMENT
+        )
+
+    def _ann_docs(
+        self, field: VectorField, fid: int, queries: np.ndarray, limit: int, filt: tuple[str, list[Any]]
+    ) -> list[list[Hit]] | None:
+        """ANN over a field with one vector per document, the documents in the same statement:
+        one round trip per query, outside a transaction (one statement sees one snapshot), with
+        the search options set for the session (only when they change). The planner picks the
+        HNSW index here on its own (``enable_seqscan`` is not turned off: only a tiny table,
+        searched with ``exact=False``, may be scanned instead, which gives exact results;
+        ``_one_statement`` keeps small tables off this path).
+        None when a query found fewer than ``limit`` rows (the caller then searches exactly)."""
+        others = [(p, f) for p, f in self._fields.items() if f != fid]
+        tables = [self.names.vectors(f) for _, f in others]
+        op = ddl.OPERATOR[field.metric]
+        ef = min(1000, max(self.config.ef_search, limit))
+        sql, params = search.ann_docs_sql(self.names.vectors(fid), self.names.docs, op, queries[0], limit, filt, tables)
+
+        def run(conn: Conn) -> list[list[tuple[Any, ...]]]:
+            codec.adapt(conn)
+            search.ann_session(conn, ef, self._iterative)
+            out = []
+            for q in queries:
+                params[0] = params[-2] = q
+                out.append(conn.execute(sql, params, binary=True).fetchall())
+            return out
+
+        results = self._pool.read_one(run, what="vector search")
+        if any(len(rows) < limit for rows in results):
+            return None
+        out = []
+        for rows in results:
+            hits = []
+            for _rid, score, body, raw, *extra in rows:
+                set_at(body, field.path, field.nesting, (), np.frombuffer(raw, dtype="<f4").copy())
+                for k, (path, _) in enumerate(others):
+                    positions, raws = extra[2 * k], extra[2 * k + 1]
+                    for pos, vec in zip(positions or (), raws or (), strict=True):
+                        at = tuple(int(x) for x in pos.split(".")) if pos else ()
+                        nesting = self.vector_fields[path].nesting
+                        set_at(body, path, nesting, at, np.frombuffer(vec, dtype="<f4").copy())
+                doc = self.doc_type.from_dict(body)
+                hits.append(Hit(id=doc.id, score=float(score), doc=doc, match=None, field=field.path))
+            out.append(hits)
+        return out
+
+    def _plan(self, fid: int, dim: int, aggregate: str, exact: bool | None) -> bool:
+        """Whether to search exactly. For ANN, the field's HNSW index is built first when a bulk
+        load dropped it. The row count and index state come from a cache refreshed every
+        ``_STATS_TTL`` seconds (and after each add here): a stale entry only picks the slower
+        plan, since ANN gives way to exact whenever it finds fewer than ``limit`` rows."""
         if aggregate == "mean" or dim > ddl.HNSW_MAX_DIM:
             return True  # the mean over all sub-documents has no index; wide fields have none
-        if exact is None:
-            cap = self.config.exact_threshold // dim
-            exact = search.candidates(conn, table, cap) <= cap
-        if not exact:
-            ef = min(1000, max(self.config.ef_search, limit * (4 if nested else 1)))
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef)])
-            if self._iterative:  # keep scanning the graph until enough rows pass the filter
-                conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-            search.index_only(conn, True)
-        return exact
+        if exact:
+            return True
+        table = self.names.vectors(fid)
+        cap = self.config.exact_threshold // dim
+        now = time.monotonic()
+        cached = self._stats.get(table)
+        if cached is None or now - cached[0] > _STATS_TTL:
+            index = f'{self.names.schema}."v{fid}_hnsw"'
+            n, has_index = self._pool.run(
+                lambda c: search.stats(c, table, index, cap), write=False, what="plan vector search"
+            )
+            cached = (now, n, has_index)
+            self._stats[table] = cached
+        if exact is None and cached[1] <= cap:
+            return True
+        if not cached[2]:
+            self._ensure_index(fid)
+        return False
+
+    def _ensure_index(self, fid: int) -> None:
+        """Build a field's HNSW index (once, under the collection's lock: a concurrent builder
+        makes this a no-op)."""
+        metric = self.vector_fields[self._paths[fid]].metric
+
+        def build(conn: Conn) -> None:
+            ddl.lock(conn, self.names)
+            ddl.create_hnsw(conn, self.names, fid, metric, self.config)
+
+        self._pool.run(build, write=True, what="build the HNSW index")
+        self._stats.pop(self.names.vectors(fid), None)
+
+    def _ann_settings(self, conn: Conn, limit: int, nested: bool) -> None:
+        """pgvector's search options for this transaction."""
+        ef = min(1000, max(self.config.ef_search, limit * (4 if nested else 1)))
+        search.ann_settings(conn, ef, self._iterative)
 
     def explain(
         self,
@@ -346,13 +437,30 @@ class PgVectorStore(Store[T]):
         dim = self._dim_of(vf)
         if dim is None:
             raise ConfigError(f"{vf.path!r} has no vectors yet, so no plan")
-        table = self.names.vectors(self._fields[vf.path])
+        fid = self._fields[vf.path]
+        table = self.names.vectors(fid)
         op = ddl.OPERATOR[vf.metric]
         filt = to_sql(self._filter(where), self.doc_type)
-        q = search.vector_text(matrix[0])
+        q = matrix[0]
+        use_exact = self._plan(fid, dim, "max", exact)
+
+        if not use_exact and self._one_statement(vf, table):  # what search runs: see _ann_docs
+            others = [self.names.vectors(f) for f in self._fields.values() if f != fid]
+            ef = min(1000, max(self.config.ef_search, limit))
+
+            def one(conn: Conn) -> str:
+                codec.adapt(conn)
+                search.ann_session(conn, ef, self._iterative)
+                sql, params = search.ann_docs_sql(table, self.names.docs, op, q, limit, filt, others)
+                return "\n".join(str(r[0]) for r in conn.execute("EXPLAIN " + sql, params).fetchall())
+
+            return str(self._pool.read_one(one, what="explain"))
 
         def run(conn: Conn) -> str:
-            if self._plan(conn, table, dim, limit, vf.nested, "max", exact):
+            codec.adapt(conn)
+            if not use_exact:
+                self._ann_settings(conn, limit, vf.nested)
+            if use_exact:
                 sql, params = search.exact_sql(
                     table, self.names.docs, op, q, limit, filt, nested=vf.nested, aggregate="max"
                 )
