@@ -103,17 +103,34 @@ class Embedder(ABC):
         from polymodal.doc.apply import progress_bar
 
         out = np.empty((len(items), self.dim), np.float32)
+        order = self._batch_order(items)
         with progress_bar(len(items), progress, unit=self.modality) as bar:
             for start in range(0, len(items), self.batch_size):
-                chunk = items[start : start + self.batch_size]
+                where: slice | np.ndarray = slice(start, start + self.batch_size)
+                if order is not None:
+                    where = order[start : start + self.batch_size]
+                    chunk = [items[i] for i in where]
+                else:
+                    chunk = items[where]
                 vecs = np.asarray(self._embed_batch(chunk), dtype=np.float32)
                 if vecs.shape != (len(chunk), self.dim):
                     raise SchemaError(
                         f"{self.config.key()} returned shape {vecs.shape}, expected {(len(chunk), self.dim)}"
                     )
-                out[start : start + len(chunk)] = vecs
+                out[where] = vecs
                 bar.update(len(chunk))
         return out
+
+    def _batch_order(self, items: list[Any]) -> np.ndarray | None:
+        """The order to embed ``items`` in (outputs keep the input order), or None for as given.
+
+        Texts go longest first, so each chunk holds texts of similar length and pads little: a
+        chunk costs as much as its longest text. On mixed-length sentences this halves MiniLM's
+        time against chunks in input order (sentence-transformers' ``encode`` sorts the same way).
+        """
+        if self.modality != "text" or len(items) <= self.batch_size or not all(isinstance(x, str) for x in items):
+            return None
+        return np.argsort([-len(x) for x in items], kind="stable")
 
     def embed_one(self, item: Any) -> np.ndarray:
         """Embed a single input (a thin helper over :meth:`embed`)."""

@@ -41,11 +41,16 @@ class EfficientNetModel:
     dim: int
 
     def forward(self, batch: Any) -> tuple[Any, Any]:
-        """Pooled features ``(n, dim)`` and class logits ``(n, classes)`` for a preprocessed batch."""
+        """Pooled features ``(n, dim)`` and class logits ``(n, classes)`` for a preprocessed batch.
+
+        The batch goes in channels-last: PyTorch's CPU depthwise convolutions run about 1.4x faster
+        on it than on contiguous NCHW (measured in benchmarks/bench_encoders.py); same values.
+        """
         import torch
 
         with torch.inference_mode():
-            maps = self.net.extract_features(batch.to(self.device))
+            batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
+            maps = self.net.extract_features(batch)
             pooled = maps.mean(dim=(2, 3))
             return pooled, self.net._fc(pooled)
 
@@ -114,12 +119,16 @@ def load_efficientnet(model: str = DEFAULT_MODEL, *, device: str | None = None,
 
 
 def preprocess(items: Sequence[Any], size: int) -> Any:
-    """Images (anything :func:`to_rgb_array` takes) as a float tensor ``(n, 3, size, size)`` in [-1, 1]."""
+    """Images (anything :func:`to_rgb_array` takes) as a float tensor ``(n, 3, size, size)`` in [-1, 1].
+
+    The tensor is channels-last in memory (an ``(n, size, size, 3)`` array viewed as NCHW): that is
+    how Pillow hands pixels over, and the layout the network runs fastest on.
+    """
     import torch
     from PIL import Image
 
     scaled = round(size / CROP_FRACTION)
-    out = np.empty((len(items), 3, size, size), np.float32)
+    out = np.empty((len(items), size, size, 3), np.float32)
     for i, item in enumerate(items):
         img = Image.fromarray(to_rgb_array(item))
         w, h = img.size
@@ -128,8 +137,9 @@ def preprocess(items: Sequence[Any], size: int) -> Any:
         img = img.resize((nw, nh), Image.Resampling.BICUBIC)
         left, top = (nw - size) // 2, (nh - size) // 2
         arr = np.asarray(img.crop((left, top, left + size, top + size)), np.float32)
-        out[i] = ((arr / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
-    return torch.from_numpy(out)
+        np.multiply(arr, 2.0 / 255.0, out=out[i])
+        out[i] -= 1.0
+    return torch.from_numpy(out).permute(0, 3, 1, 2)
 
 
 class EfficientNetEmbedder(Embedder):
