@@ -125,7 +125,7 @@ def interleaved(funcs: dict[str, Callable[[], Any]], repeats: int, *, warmup: bo
         for n in names:
             funcs[n]()
     for rep in range(repeats):
-        order = names[rep % len(names):] + names[: rep % len(names)]
+        order = names[rep % len(names) :] + names[: rep % len(names)]
         for n in order:
             gc.collect()
             c0, t0 = time.process_time(), time.perf_counter()
@@ -174,22 +174,44 @@ def _rates(t: Timing, units: float, unit: str, media_s: float | None) -> str:
     return f"{wall}; {cpu}"
 
 
-def overhead_row(section: str, workload: str, pm: Timing, raw: Timing, units: float, unit: str,
-                 *, target: bool = True) -> float:
+def overhead_row(
+    section: str, workload: str, pm: Timing, raw: Timing, units: float, unit: str, *, target: bool = True
+) -> float:
     """Overhead = polymodal time / raw time - 1, by wall clock and by CPU time; the verdict uses CPU time."""
     over_wall = pm.median / raw.median - 1.0
     over_cpu = pm.cpu_median / raw.cpu_median - 1.0
     ok = over_cpu <= TARGET_OVERHEAD
-    ROWS.append(Row(section, workload, _rates(pm, units, unit, None), _rates(raw, units, unit, None),
-                    f"{over_wall:+.1%}", f"{over_cpu:+.1%}", "<= +5%" if target else "(info)",
-                    ("PASS" if ok else "FAIL") if target else ""))
-    log(f"  {workload}: polymodal {_rates(pm, units, unit, None)} (wall {pm.spread()}), raw "
-        f"{_rates(raw, units, unit, None)} (wall {raw.spread()}); overhead wall {over_wall:+.1%}, cpu {over_cpu:+.1%}")
+    ROWS.append(
+        Row(
+            section,
+            workload,
+            _rates(pm, units, unit, None),
+            _rates(raw, units, unit, None),
+            f"{over_wall:+.1%}",
+            f"{over_cpu:+.1%}",
+            "<= +5%" if target else "(info)",
+            ("PASS" if ok else "FAIL") if target else "",
+        )
+    )
+    log(
+        f"  {workload}: polymodal {_rates(pm, units, unit, None)} (wall {pm.spread()}), raw "
+        f"{_rates(raw, units, unit, None)} (wall {raw.spread()}); overhead wall {over_wall:+.1%}, cpu {over_cpu:+.1%}"
+    )
     return over_cpu
 
 
-def rate_row(section: str, workload: str, t: Timing, units: float, unit: str, *, media_s: float | None = None,
-             raw: Timing | None = None, target: str = "", verdict: str = "") -> None:
+def rate_row(
+    section: str,
+    workload: str,
+    t: Timing,
+    units: float,
+    unit: str,
+    *,
+    media_s: float | None = None,
+    raw: Timing | None = None,
+    target: str = "",
+    verdict: str = "",
+) -> None:
     pm = _rates(t, units, unit, media_s)
     raw_s = _rates(raw, units, unit, media_s) if raw is not None else ""
     wall = f"{t.median / raw.median - 1:+.1%}" if raw is not None else ""
@@ -199,12 +221,16 @@ def rate_row(section: str, workload: str, t: Timing, units: float, unit: str, *,
 
 
 def table() -> str:
-    lines = ["| Section | Workload | polymodal: wall; per CPU-second | raw: wall; per CPU-second "
-             "| vs raw (wall time) | vs raw (CPU time) | Target | Result |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| Section | Workload | polymodal: wall; per CPU-second | raw: wall; per CPU-second "
+        "| vs raw (wall time) | vs raw (CPU time) | Target | Result |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in ROWS:
-        lines.append(f"| {r.section} | {r.workload} | {r.polymodal} | {r.raw} | {r.ratio_wall} | {r.ratio_cpu} "
-                     f"| {r.target} | {r.verdict} |")
+        lines.append(
+            f"| {r.section} | {r.workload} | {r.polymodal} | {r.raw} | {r.ratio_wall} | {r.ratio_cpu} "
+            f"| {r.target} | {r.verdict} |"
+        )
     return "\n".join(lines)
 
 
@@ -216,14 +242,78 @@ def stdlib_sentences(n: int) -> list[str]:
     """First paragraphs of standard-library docstrings: real English of varied lengths."""
     import importlib
 
-    mods = ["builtins", "os", "os.path", "json", "re", "collections", "itertools", "functools", "pathlib",
-            "string", "textwrap", "statistics", "math", "random", "datetime", "shutil", "subprocess", "socket",
-            "typing", "asyncio", "logging", "argparse", "csv", "decimal", "fractions", "heapq", "bisect",
-            "inspect", "io", "tempfile", "zipfile", "tarfile", "urllib.parse", "http.client", "email.message",
-            "threading", "queue", "sqlite3", "hashlib", "base64", "difflib", "pprint", "enum", "dataclasses",
-            "contextlib", "operator", "copy", "pickle", "struct", "time", "calendar", "gzip", "glob", "fnmatch",
-            "unittest", "doctest", "traceback", "warnings", "weakref", "abc", "numbers", "array", "locale",
-            "gettext", "codecs", "unicodedata", "html.parser", "xml.dom.minidom", "configparser", "secrets"]
+    mods = [
+        "builtins",
+        "os",
+        "os.path",
+        "json",
+        "re",
+        "collections",
+        "itertools",
+        "functools",
+        "pathlib",
+        "string",
+        "textwrap",
+        "statistics",
+        "math",
+        "random",
+        "datetime",
+        "shutil",
+        "subprocess",
+        "socket",
+        "typing",
+        "asyncio",
+        "logging",
+        "argparse",
+        "csv",
+        "decimal",
+        "fractions",
+        "heapq",
+        "bisect",
+        "inspect",
+        "io",
+        "tempfile",
+        "zipfile",
+        "tarfile",
+        "urllib.parse",
+        "http.client",
+        "email.message",
+        "threading",
+        "queue",
+        "sqlite3",
+        "hashlib",
+        "base64",
+        "difflib",
+        "pprint",
+        "enum",
+        "dataclasses",
+        "contextlib",
+        "operator",
+        "copy",
+        "pickle",
+        "struct",
+        "time",
+        "calendar",
+        "gzip",
+        "glob",
+        "fnmatch",
+        "unittest",
+        "doctest",
+        "traceback",
+        "warnings",
+        "weakref",
+        "abc",
+        "numbers",
+        "array",
+        "locale",
+        "gettext",
+        "codecs",
+        "unicodedata",
+        "html.parser",
+        "xml.dom.minidom",
+        "configparser",
+        "secrets",
+    ]
     seen: set[str] = set()
     out: list[str] = []
     for name in mods:
@@ -243,19 +333,39 @@ def stdlib_sentences(n: int) -> list[str]:
     rng = np.random.default_rng(0)
     rng.shuffle(out)  # mixed lengths in every chunk, as real input is
     if len(out) < n:
-        out = (out * (n // len(out) + 1))
+        out = out * (n // len(out) + 1)
     return out[:n]
 
 
 def photo_files() -> list[Path]:
     paths: list[Path] = []
-    for mod, names in (("skimage", ["data/astronaut.png", "data/chelsea.png", "data/coffee.png", "data/rocket.jpg",
-                                    "data/hubble_deep_field.jpg", "data/retina.jpg", "data/motorcycle_left.png",
-                                    "data/immunohistochemistry.png", "data/color.png", "data/grass.png",
-                                    "data/gravel.png", "data/brick.png", "data/camera.png", "data/page.png",
-                                    "data/text.png", "data/logo.png", "data/horse.png", "data/coins.png"]),
-                       ("sklearn", ["datasets/images/china.jpg", "datasets/images/flower.jpg"]),
-                       ("matplotlib", ["mpl-data/sample_data/grace_hopper.jpg"])):
+    for mod, names in (
+        (
+            "skimage",
+            [
+                "data/astronaut.png",
+                "data/chelsea.png",
+                "data/coffee.png",
+                "data/rocket.jpg",
+                "data/hubble_deep_field.jpg",
+                "data/retina.jpg",
+                "data/motorcycle_left.png",
+                "data/immunohistochemistry.png",
+                "data/color.png",
+                "data/grass.png",
+                "data/gravel.png",
+                "data/brick.png",
+                "data/camera.png",
+                "data/page.png",
+                "data/text.png",
+                "data/logo.png",
+                "data/horse.png",
+                "data/coins.png",
+            ],
+        ),
+        ("sklearn", ["datasets/images/china.jpg", "datasets/images/flower.jpg"]),
+        ("matplotlib", ["mpl-data/sample_data/grace_hopper.jpg"]),
+    ):
         spec = importlib.util.find_spec(mod)
         if spec is None or spec.origin is None:
             continue
@@ -283,7 +393,7 @@ def photos(n: int) -> list[np.ndarray]:
         h, w = a.shape[:2]
         ch, cw = int(h * rng.uniform(0.6, 1)), int(w * rng.uniform(0.6, 1))
         y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-        out.append(np.ascontiguousarray(a[y:y + ch, x:x + cw]))
+        out.append(np.ascontiguousarray(a[y : y + ch, x : x + cw]))
     return out
 
 
@@ -366,9 +476,18 @@ def make_video(path: Path, seconds: int, speech: np.ndarray, captions: list[str]
             caption_cache[i] = np.asarray(img)
         return caption_cache[i]
 
-    shapes = [(rng.uniform(0, VIDEO_W), rng.uniform(0, VIDEO_H), rng.uniform(-9, 9), rng.uniform(-6, 6),
-               int(rng.integers(60, 200)), int(rng.integers(60, 200)), rng.integers(0, 256, 3).astype(np.uint8))
-              for _ in range(5)]
+    shapes = [
+        (
+            rng.uniform(0, VIDEO_W),
+            rng.uniform(0, VIDEO_H),
+            rng.uniform(-9, 9),
+            rng.uniform(-6, 6),
+            int(rng.integers(60, 200)),
+            int(rng.integers(60, 200)),
+            rng.integers(0, 256, 3).astype(np.uint8),
+        )
+        for _ in range(5)
+    ]
 
     tmp = path.with_suffix(".tmp.mp4")
     with av.open(str(tmp), "w") as out:
@@ -388,16 +507,16 @@ def make_video(path: Path, seconds: int, speech: np.ndarray, captions: list[str]
             tex = textures[scene % len(textures)]
             dx = int(pad + pad * 0.9 * np.sin(t / 5.0 + scene))
             dy = int(pad + pad * 0.9 * np.sin(t / 7.0 + 2 * scene))
-            frame = tex[dy:dy + VIDEO_H, dx:dx + VIDEO_W] + noise[k % len(noise)]
+            frame = tex[dy : dy + VIDEO_H, dx : dx + VIDEO_W] + noise[k % len(noise)]
             for x0, y0, vx, vy, sw, sh, col in shapes:
                 x = int((x0 + vx * k) % (VIDEO_W + sw)) - sw
                 y = int((y0 + vy * k) % (VIDEO_H + sh)) - sh
-                frame[max(0, y):max(0, y + sh), max(0, x):max(0, x + sw)] = col
-            frame[VIDEO_H - band_h - 24:VIDEO_H - 24, 80:VIDEO_W - 80] = caption(int(t // 4))
+                frame[max(0, y) : max(0, y + sh), max(0, x) : max(0, x + sw)] = col
+            frame[VIDEO_H - band_h - 24 : VIDEO_H - 24, 80 : VIDEO_W - 80] = caption(int(t // 4))
             for packet in vs.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 out.mux(packet)
             while a_pos < (k + 1) * rate / VIDEO_FPS:
-                chunk = track[a_pos:a_pos + a_frame]
+                chunk = track[a_pos : a_pos + a_frame]
                 af = av.AudioFrame.from_ndarray(chunk[None, :].astype(np.float32), format="fltp", layout="mono")
                 af.sample_rate = rate
                 af.pts = a_pos
@@ -424,9 +543,14 @@ def video_info(path: Path) -> dict[str, Any]:
         s.codec_context.skip_frame = "NONKEY"
         keys = [float(f.time) for f in c.decode(s)]
         dur = float(c.duration) / 1e6
-        return {"duration": dur, "bitrate_mbps": path.stat().st_size * 8 / dur / 1e6, "keyframes": len(keys),
-                "gop_s": dur / max(1, len(keys)), "profile": s.codec_context.profile,
-                "frames": s.frames}
+        return {
+            "duration": dur,
+            "bitrate_mbps": path.stat().st_size * 8 / dur / 1e6,
+            "keyframes": len(keys),
+            "gop_s": dur / max(1, len(keys)),
+            "profile": s.codec_context.profile,
+            "frames": s.frames,
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,8 +564,12 @@ def bench_text(sentences: list[str], repeats: int) -> None:
     from polymodal.embed.hub import resolve_model
 
     log(f"\n## Text: MiniLM, {len(sentences)} sentences, batch {BATCH} (load {load()})")
-    pm = pe.load(family="sentence-transformers", model="all-MiniLM-L6-v2", modality="text",
-                 options={"device": "cpu", "batch_size": BATCH})
+    pm = pe.load(
+        family="sentence-transformers",
+        model="all-MiniLM-L6-v2",
+        modality="text",
+        options={"device": "cpu", "batch_size": BATCH},
+    )
     raw = SentenceTransformer(resolve_model("all-MiniLM-L6-v2"), device="cpu")
     kw = {"convert_to_numpy": True, "normalize_embeddings": True, "show_progress_bar": False}
 
@@ -449,20 +577,36 @@ def bench_text(sentences: list[str], repeats: int) -> None:
         return raw.encode(sentences, batch_size=BATCH, **kw)
 
     def raw_chunks() -> np.ndarray:
-        return np.concatenate([raw.encode(sentences[i:i + BATCH], batch_size=BATCH, **kw)
-                               for i in range(0, len(sentences), BATCH)])
+        return np.concatenate(
+            [raw.encode(sentences[i : i + BATCH], batch_size=BATCH, **kw) for i in range(0, len(sentences), BATCH)]
+        )
 
     a, b, c = pm.embed(sentences), raw_one(), raw_chunks()
     log(f"  max |polymodal - raw| = {np.abs(a - b).max():.2e}, vs per-chunk raw {np.abs(a - c).max():.2e}")
     assert np.allclose(a, b, atol=1e-4) and np.allclose(a, c, atol=1e-4)
     lengths = [len(s) for s in sentences]
-    NOTES.append(f"Text: {len(sentences)} stdlib docstring paragraphs, {min(lengths)}-{max(lengths)} characters "
-                 f"(median {statistics.median(lengths):.0f}), shuffled; batch {BATCH}.")
+    NOTES.append(
+        f"Text: {len(sentences)} stdlib docstring paragraphs, {min(lengths)}-{max(lengths)} characters "
+        f"(median {statistics.median(lengths):.0f}), shuffled; batch {BATCH}."
+    )
     t = interleaved({"pm": lambda: pm.embed(sentences), "raw": raw_one, "raw_chunks": raw_chunks}, repeats)
-    overhead_row("Text (MiniLM)", f"embed {len(sentences)} sentences vs raw encode(all, batch_size={BATCH})",
-                 t["pm"], t["raw"], len(sentences), "sent/s")
-    overhead_row("Text (MiniLM)", f"same, vs raw encode per {BATCH}-chunk (polymodal's chunks)",
-                 t["pm"], t["raw_chunks"], len(sentences), "sent/s", target=False)
+    overhead_row(
+        "Text (MiniLM)",
+        f"embed {len(sentences)} sentences vs raw encode(all, batch_size={BATCH})",
+        t["pm"],
+        t["raw"],
+        len(sentences),
+        "sent/s",
+    )
+    overhead_row(
+        "Text (MiniLM)",
+        f"same, vs raw encode per {BATCH}-chunk (polymodal's chunks)",
+        t["pm"],
+        t["raw_chunks"],
+        len(sentences),
+        "sent/s",
+        target=False,
+    )
 
 
 def raw_preprocess(images: list[np.ndarray], size: int = 224) -> Any:
@@ -502,8 +646,9 @@ class RawEffNet:
             return torch.nn.functional.normalize(f, dim=1).numpy()
 
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate([self.features(raw_preprocess(images[i:i + BATCH]))
-                               for i in range(0, len(images), BATCH)])
+        return np.concatenate(
+            [self.features(raw_preprocess(images[i : i + BATCH])) for i in range(0, len(images), BATCH)]
+        )
 
 
 def quiet_load_effnet() -> RawEffNet:
@@ -521,18 +666,24 @@ def bench_image(images: list[np.ndarray], repeats: int) -> RawEffNet:
     from polymodal.embed.image import load_efficientnet, preprocess
 
     log(f"\n## Image features: EfficientNet-lite0, {len(images)} photos, batch {BATCH} (load {load()})")
-    pm = pe.load(family="efficientnet", model="efficientnet-lite0", modality="image",
-                 options={"device": "cpu", "batch_size": BATCH})
+    pm = pe.load(
+        family="efficientnet",
+        model="efficientnet-lite0",
+        modality="image",
+        options={"device": "cpu", "batch_size": BATCH},
+    )
     model = load_efficientnet("efficientnet-lite0", device="cpu")
     raw = quiet_load_effnet()
     # The same preprocessed batch for both: polymodal's own tensors (channels-last in memory).
-    chunks = [preprocess(images[i:i + BATCH], 224) for i in range(0, len(images), BATCH)]
-    raw_chunks = [raw_preprocess(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
+    chunks = [preprocess(images[i : i + BATCH], 224) for i in range(0, len(images), BATCH)]
+    raw_chunks = [raw_preprocess(images[i : i + BATCH]) for i in range(0, len(images), BATCH)]
     nchw_chunks = [x.contiguous() for x in chunks]
     diff = max(float((a - b).abs().max()) for a, b in zip(chunks, raw_chunks, strict=True))
-    log(f"  preprocessing: max |polymodal - raw| = {diff:.2e}; channels-last in memory: polymodal "
+    log(
+        f"  preprocessing: max |polymodal - raw| = {diff:.2e}; channels-last in memory: polymodal "
         f"{chunks[0].is_contiguous(memory_format=torch.channels_last)}, raw "
-        f"{raw_chunks[0].is_contiguous(memory_format=torch.channels_last)}")
+        f"{raw_chunks[0].is_contiguous(memory_format=torch.channels_last)}"
+    )
 
     def pm_model() -> np.ndarray:
         out = []
@@ -553,26 +704,59 @@ def bench_image(images: list[np.ndarray], repeats: int) -> RawEffNet:
     log(f"  end to end: max |polymodal - raw| = {np.abs(e1 - e2).max():.2e}")
     assert np.allclose(e1, e2, atol=1e-3)
     sizes = [f"{a.shape[1]}x{a.shape[0]}" for a in images[:4]]
-    NOTES.append(f"Image: {len(images)} random crops (60-100 %) of {len(photo_files())} sample photos "
-                 f"(scikit-image, scikit-learn, matplotlib), longest side <= 640 (e.g. {', '.join(sizes)}); "
-                 f"batch {BATCH}; preprocessing: bicubic resize of the shorter side to 256, centre crop 224, [-1, 1]. "
-                 "The raw end-to-end code stacks HxWx3 crops and transposes (np.stack(...).transpose(0, 3, 1, 2)), "
-                 "which leaves the tensor channels-last in memory; polymodal's preprocess does the same on purpose "
-                 "(and its forward makes any batch channels-last): torch's CPU depthwise convolutions are much "
-                 "faster on that layout (see the 'contiguous NCHW' info row).")
+    NOTES.append(
+        f"Image: {len(images)} random crops (60-100 %) of {len(photo_files())} sample photos "
+        f"(scikit-image, scikit-learn, matplotlib), longest side <= 640 (e.g. {', '.join(sizes)}); "
+        f"batch {BATCH}; preprocessing: bicubic resize of the shorter side to 256, centre crop 224, [-1, 1]. "
+        "The raw end-to-end code stacks HxWx3 crops and transposes (np.stack(...).transpose(0, 3, 1, 2)), "
+        "which leaves the tensor channels-last in memory; polymodal's preprocess does the same on purpose "
+        "(and its forward makes any batch channels-last): torch's CPU depthwise convolutions are much "
+        "faster on that layout (see the 'contiguous NCHW' info row)."
+    )
     t = interleaved({"pm": pm_model, "raw": raw_model, "raw_nchw": raw_model_nchw}, repeats)
-    overhead_row("Image (EfficientNet-lite0)", f"forward on the same preprocessed {len(images)}x3x224x224 batch",
-                 t["pm"], t["raw"], len(images), "img/s")
-    overhead_row("Image (EfficientNet-lite0)", "raw forward: contiguous NCHW batch vs the same values channels-last",
-                 t["raw_nchw"], t["raw"], len(images), "img/s", target=False)
-    t = interleaved({"pm": lambda: pm.embed(images), "raw": lambda: raw.embed(images),
-                     "pm_pre": lambda: [preprocess(images[i:i + BATCH], 224) for i in range(0, len(images), BATCH)],
-                     "raw_pre": lambda: [raw_preprocess(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]},
-                    repeats)
-    overhead_row("Image (EfficientNet-lite0)", f"embed {len(images)} photos, preprocessing included",
-                 t["pm"], t["raw"], len(images), "img/s")
-    overhead_row("Image (EfficientNet-lite0)", "preprocessing alone (Pillow)", t["pm_pre"], t["raw_pre"],
-                 len(images), "img/s", target=False)
+    overhead_row(
+        "Image (EfficientNet-lite0)",
+        f"forward on the same preprocessed {len(images)}x3x224x224 batch",
+        t["pm"],
+        t["raw"],
+        len(images),
+        "img/s",
+    )
+    overhead_row(
+        "Image (EfficientNet-lite0)",
+        "raw forward: contiguous NCHW batch vs the same values channels-last",
+        t["raw_nchw"],
+        t["raw"],
+        len(images),
+        "img/s",
+        target=False,
+    )
+    t = interleaved(
+        {
+            "pm": lambda: pm.embed(images),
+            "raw": lambda: raw.embed(images),
+            "pm_pre": lambda: [preprocess(images[i : i + BATCH], 224) for i in range(0, len(images), BATCH)],
+            "raw_pre": lambda: [raw_preprocess(images[i : i + BATCH]) for i in range(0, len(images), BATCH)],
+        },
+        repeats,
+    )
+    overhead_row(
+        "Image (EfficientNet-lite0)",
+        f"embed {len(images)} photos, preprocessing included",
+        t["pm"],
+        t["raw"],
+        len(images),
+        "img/s",
+    )
+    overhead_row(
+        "Image (EfficientNet-lite0)",
+        "preprocessing alone (Pillow)",
+        t["pm_pre"],
+        t["raw_pre"],
+        len(images),
+        "img/s",
+        target=False,
+    )
     return raw
 
 
@@ -602,12 +786,25 @@ def build_clip(cache: Path, quick: bool) -> Path:
     tokenizer.model_max_length = 77
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     config = CLIPConfig(
-        text_config={"vocab_size": len(tokenizer), "hidden_size": 512, "intermediate_size": 2048,
-                     "num_hidden_layers": 12, "num_attention_heads": 8, "max_position_embeddings": 77,
-                     "bos_token_id": tokenizer.convert_tokens_to_ids("<|startoftext|>"), "eos_token_id": eos,
-                     "pad_token_id": eos},
-        vision_config={"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                       "num_attention_heads": 12, "image_size": 224, "patch_size": 32},
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 512,
+            "intermediate_size": 2048,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 8,
+            "max_position_embeddings": 77,
+            "bos_token_id": tokenizer.convert_tokens_to_ids("<|startoftext|>"),
+            "eos_token_id": eos,
+            "pad_token_id": eos,
+        },
+        vision_config={
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "image_size": 224,
+            "patch_size": 32,
+        },
         projection_dim=512,
     )
     torch.manual_seed(0)
@@ -631,16 +828,29 @@ def build_clap(cache: Path, quick: bool) -> Path:
     tokenizer = ct._roberta_tokenizer()
     tokenizer.model_max_length = 77
     config = ClapConfig(
-        text_config={"vocab_size": len(tokenizer), "hidden_size": 768, "intermediate_size": 3072,
-                     "num_hidden_layers": 12, "num_attention_heads": 12, "max_position_embeddings": 514,
-                     "projection_dim": 512},
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "max_position_embeddings": 514,
+            "projection_dim": 512,
+        },
         audio_config={"enable_fusion": False},  # HTSAT defaults: the unfused LAION checkpoint's shapes
         projection_dim=512,
     )
     torch.manual_seed(1)
     ClapModel(config).eval().save_pretrained(path)
-    extractor = ClapFeatureExtractor(feature_size=64, sampling_rate=48000, hop_length=480, max_length_s=10,
-                                     fft_window_size=1024, truncation="rand_trunc", padding="repeatpad")
+    extractor = ClapFeatureExtractor(
+        feature_size=64,
+        sampling_rate=48000,
+        hop_length=480,
+        max_length_s=10,
+        fft_window_size=1024,
+        truncation="rand_trunc",
+        padding="repeatpad",
+    )
     ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(path)
     return path
 
@@ -671,7 +881,7 @@ def bench_clip(cache: Path, quick: bool, images: list[np.ndarray], texts: list[s
     def raw_img() -> np.ndarray:
         out = []
         for i in range(0, len(images), BATCH):
-            px = proc(images=images[i:i + BATCH], return_tensors="pt")["pixel_values"]
+            px = proc(images=images[i : i + BATCH], return_tensors="pt")["pixel_values"]
             with torch.inference_mode():
                 out.append(_features(model.get_image_features(pixel_values=px)))
         return np.concatenate(out)
@@ -679,10 +889,11 @@ def bench_clip(cache: Path, quick: bool, images: list[np.ndarray], texts: list[s
     def raw_txt() -> np.ndarray:
         out = []
         for i in range(0, len(texts), BATCH):
-            enc = tok(texts[i:i + BATCH], padding=True, truncation=True, max_length=limit, return_tensors="pt")
+            enc = tok(texts[i : i + BATCH], padding=True, truncation=True, max_length=limit, return_tensors="pt")
             with torch.inference_mode():
-                out.append(_features(model.get_text_features(input_ids=enc["input_ids"],
-                                                             attention_mask=enc["attention_mask"])))
+                out.append(
+                    _features(model.get_text_features(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]))
+                )
         return np.concatenate(out)
 
     assert np.allclose(pm_img.embed(images), raw_img(), atol=1e-4)
@@ -692,8 +903,14 @@ def bench_clip(cache: Path, quick: bool, images: list[np.ndarray], texts: list[s
     t = interleaved({"pm": lambda: pm_img.embed(images), "raw": raw_img}, repeats)
     overhead_row("CLIP image", f"{label}: embed {len(images)} photos", t["pm"], t["raw"], len(images), "img/s")
     t = interleaved({"pm": lambda: pm_txt.embed(texts), "raw": raw_txt}, repeats)
-    overhead_row("CLIP text", f"{label}: embed {len(texts)} sentences (<= {limit} tokens)", t["pm"], t["raw"],
-                 len(texts), "sent/s")
+    overhead_row(
+        "CLIP text",
+        f"{label}: embed {len(texts)} sentences (<= {limit} tokens)",
+        t["pm"],
+        t["raw"],
+        len(texts),
+        "sent/s",
+    )
 
 
 def bench_clap(cache: Path, quick: bool, speech: np.ndarray, texts: list[str], repeats: int, n_clips: int) -> None:
@@ -713,26 +930,30 @@ def bench_clap(cache: Path, quick: bool, speech: np.ndarray, texts: list[str], r
     window = int(fe.nb_max_samples)
     wave48 = resample(speech, 16000, rate)
     wave48 = np.tile(wave48, n_clips * window // len(wave48) + 1)
-    clips = [wave48[i * window:(i + 1) * window] for i in range(n_clips)]  # exactly one window each
+    clips = [wave48[i * window : (i + 1) * window] for i in range(n_clips)]  # exactly one window each
     tc = model.config.text_config
     limit = min(int(tok.model_max_length), int(tc.max_position_embeddings) - int(tc.pad_token_id or 0) - 1)
 
     def raw_aud() -> np.ndarray:
         out = []
         for i in range(0, len(clips), BATCH):
-            feats = fe(clips[i:i + BATCH], sampling_rate=rate, return_tensors="pt")
+            feats = fe(clips[i : i + BATCH], sampling_rate=rate, return_tensors="pt")
             with torch.inference_mode():
-                out.append(_features(model.get_audio_features(input_features=feats["input_features"],
-                                                              is_longer=feats["is_longer"])))
+                out.append(
+                    _features(
+                        model.get_audio_features(input_features=feats["input_features"], is_longer=feats["is_longer"])
+                    )
+                )
         return np.concatenate(out)
 
     def raw_txt() -> np.ndarray:
         out = []
         for i in range(0, len(texts), BATCH):
-            enc = tok(texts[i:i + BATCH], padding=True, truncation=True, max_length=limit, return_tensors="pt")
+            enc = tok(texts[i : i + BATCH], padding=True, truncation=True, max_length=limit, return_tensors="pt")
             with torch.inference_mode():
-                out.append(_features(model.get_text_features(input_ids=enc["input_ids"],
-                                                             attention_mask=enc["attention_mask"])))
+                out.append(
+                    _features(model.get_text_features(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]))
+                )
         return np.concatenate(out)
 
     assert np.allclose(pm_aud.embed(clips), raw_aud(), atol=1e-4)
@@ -741,11 +962,23 @@ def bench_clap(cache: Path, quick: bool, speech: np.ndarray, texts: list[str], r
     label = "tiny random CLAP" if quick else f"random CLAP, HTSAT-unfused shapes ({n_params:.0f} M params)"
     secs = len(clips) * window / rate
     t = interleaved({"pm": lambda: pm_aud.embed(clips), "raw": raw_aud}, repeats)
-    overhead_row("CLAP audio", f"{label}: embed {len(clips)} speech clips of {window / rate:g} s", t["pm"], t["raw"],
-                 secs, "audio s/s")
+    overhead_row(
+        "CLAP audio",
+        f"{label}: embed {len(clips)} speech clips of {window / rate:g} s",
+        t["pm"],
+        t["raw"],
+        secs,
+        "audio s/s",
+    )
     t = interleaved({"pm": lambda: pm_txt.embed(texts), "raw": raw_txt}, repeats)
-    overhead_row("CLAP text", f"{label}: embed {len(texts)} sentences (<= {limit} tokens)", t["pm"], t["raw"],
-                 len(texts), "sent/s")
+    overhead_row(
+        "CLAP text",
+        f"{label}: embed {len(texts)} sentences (<= {limit} tokens)",
+        t["pm"],
+        t["raw"],
+        len(texts),
+        "sent/s",
+    )
 
 
 # -- translators ------------------------------------------------------------------------------
@@ -765,7 +998,7 @@ def bench_labels(images: list[np.ndarray], raw: RawEffNet, repeats: int) -> None
         out = []
         for i in range(0, len(images), BATCH):
             with torch.inference_mode():
-                probs = raw.net(raw_preprocess(images[i:i + BATCH])).softmax(dim=1)
+                probs = raw.net(raw_preprocess(images[i : i + BATCH])).softmax(dim=1)
             top = probs.topk(5, dim=1)
             for vals, idx in zip(top.values.tolist(), top.indices.tolist(), strict=True):
                 out.append(", ".join(names[j] for p, j in zip(vals, idx, strict=True) if p >= 0.01))
@@ -776,8 +1009,15 @@ def bench_labels(images: list[np.ndarray], raw: RawEffNet, repeats: int) -> None
     same = sum(x.split(", ")[0] == y.split(", ")[0] for x, y in zip(a, b, strict=True))
     log(f"  top-1 agreement {same}/{len(a)}; e.g. {a[0]!r}")
     t = interleaved({"pm": lambda: pm.translate(images), "raw": raw_labels}, repeats)
-    overhead_row("Labels (EfficientNet-lite0)", f"top-5 labels of {len(images)} photos", t["pm"], t["raw"],
-                 len(images), "img/s", target=False)
+    overhead_row(
+        "Labels (EfficientNet-lite0)",
+        f"top-5 labels of {len(images)} photos",
+        t["pm"],
+        t["raw"],
+        len(images),
+        "img/s",
+        target=False,
+    )
 
 
 def video_frames_at(path: Path, times: list[float], size: tuple[int, int] | None) -> list[np.ndarray]:
@@ -798,8 +1038,15 @@ def bench_ocr(video: Path, repeats: int, n: int) -> None:
 
     log(f"\n## OCR: RapidOCR on {n} captioned video frames (load {load()})")
     pm = pt.load(family="rapidocr", options={"device": "cpu", "threads": THREADS})
-    raw = RapidOCR(text_score=0.5, det_use_cuda=False, cls_use_cuda=False, rec_use_cuda=False,
-                   det_limit_type="max", det_limit_side_len=960, intra_op_num_threads=THREADS)
+    raw = RapidOCR(
+        text_score=0.5,
+        det_use_cuda=False,
+        cls_use_cuda=False,
+        rec_use_cuda=False,
+        det_limit_type="max",
+        det_limit_side_len=960,
+        intra_op_num_threads=THREADS,
+    )
     times = [EVERY * (3 * i + 1) for i in range(n)]
     for size, label in ((FRAME_SIZE, "320x180 (library frame size)"), (None, "1280x720")):
         frames = video_frames_at(video, times, size)
@@ -810,10 +1057,20 @@ def bench_ocr(video: Path, repeats: int, n: int) -> None:
         sample = pm.translate(frames[:2])
         log(f"  {label}: e.g. {sample[0].text!r} / {sample[1].text!r}")
         t = interleaved({"pm": lambda frames=frames: pm.translate(frames), "raw": raw_ocr}, repeats)
-        rate_row("OCR (RapidOCR)", f"{len(frames)} frames at {label}", t["pm"], len(frames), "img/s",
-                 media_s=len(frames) * EVERY, raw=t["raw"], target="(reported)")
-    NOTES.append(f"OCR: x RT counts {EVERY:g} s of video per frame (one frame sampled every {EVERY:g} s); frames "
-                 "carry a white 40 px caption (720p) on a dark band over a busy background.")
+        rate_row(
+            "OCR (RapidOCR)",
+            f"{len(frames)} frames at {label}",
+            t["pm"],
+            len(frames),
+            "img/s",
+            media_s=len(frames) * EVERY,
+            raw=t["raw"],
+            target="(reported)",
+        )
+    NOTES.append(
+        f"OCR: x RT counts {EVERY:g} s of video per frame (one frame sampled every {EVERY:g} s); frames "
+        "carry a white 40 px caption (720p) on a dark band over a busy background."
+    )
 
 
 def bench_asr(speech_path: Path, repeats: int) -> None:
@@ -852,13 +1109,13 @@ def bench_asr(speech_path: Path, repeats: int) -> None:
             utt.clear()
 
         for i in range(0, len(pcm) - fb + 1, fb):
-            speech = ep.process(pcm[i:i + fb])
+            speech = ep.process(pcm[i : i + fb])
             if speech is not None:
                 utt.append(speech)
                 if not ep.in_speech:
                     flush()
         if ep.in_speech:
-            last = ep.end_stream(pcm[len(pcm) - len(pcm) % fb:] or b"\0\0")
+            last = ep.end_stream(pcm[len(pcm) - len(pcm) % fb :] or b"\0\0")
             if last is not None:
                 utt.append(last)
         if utt:
@@ -868,14 +1125,28 @@ def bench_asr(speech_path: Path, repeats: int) -> None:
     audio = AudioData(samples, 16000)
     text = pm.translate([audio])[0].text
     log(f"  transcript starts {text[:90]!r}")
-    t = interleaved({"pm": lambda: pm.translate([audio]), "raw_ep": raw_endpointer, "raw_whole": raw_whole},
-                    repeats)
-    rate_row("ASR (PocketSphinx)", f"{secs:.0f} s of speech, 16 kHz (vs raw, same endpointer)", t["pm"], secs,
-             "audio s/s", raw=t["raw_ep"], target="(reported)")
-    rate_row("ASR (PocketSphinx)", f"raw: one process_raw over all {secs:.0f} s (no endpointer)", t["raw_whole"], secs,
-             "audio s/s", target="(info)")
-    NOTES.append(f"ASR: {speech_path.name}, festival text2wave reading stdlib docstrings, {secs:.0f} s; "
-                 "audio s/s = seconds of audio transcribed per wall second.")
+    t = interleaved({"pm": lambda: pm.translate([audio]), "raw_ep": raw_endpointer, "raw_whole": raw_whole}, repeats)
+    rate_row(
+        "ASR (PocketSphinx)",
+        f"{secs:.0f} s of speech, 16 kHz (vs raw, same endpointer)",
+        t["pm"],
+        secs,
+        "audio s/s",
+        raw=t["raw_ep"],
+        target="(reported)",
+    )
+    rate_row(
+        "ASR (PocketSphinx)",
+        f"raw: one process_raw over all {secs:.0f} s (no endpointer)",
+        t["raw_whole"],
+        secs,
+        "audio s/s",
+        target="(info)",
+    )
+    NOTES.append(
+        f"ASR: {speech_path.name}, festival text2wave reading stdlib docstrings, {secs:.0f} s; "
+        "audio s/s = seconds of audio transcribed per wall second."
+    )
 
 
 # -- video --------------------------------------------------------------------------------------
@@ -922,20 +1193,29 @@ def bench_video(video: Path, repeats: int, raw_eff: RawEffNet) -> None:
 
     info = video_info(video)
     dur = info["duration"]
-    log(f"\n## Video: {video.name}: {dur:.0f} s, {info['bitrate_mbps']:.1f} Mbit/s, {info['keyframes']} keyframes "
-        f"(every {info['gop_s']:.1f} s on average) (load {load()})")
-    NOTES.append(f"Video: {video.name}, 1280x720, {VIDEO_FPS} fps, {dur:.0f} s, H.264 ({info['profile']}) "
-                 f"libx264 veryfast CRF {VIDEO_CRF}, {info['bitrate_mbps']:.1f} Mbit/s, {info['keyframes']} keyframes "
-                 f"(x264 default GOP 250 + scene cuts: one every {info['gop_s']:.1f} s), AAC mono 48 kHz speech. "
-                 f"Sampling: one frame every {EVERY:g} s at {FRAME_SIZE[0]}x{FRAME_SIZE[1]} (Profile.frame_size=320).")
-    pm = pe.load(family="efficientnet", model="efficientnet-lite0", modality="image",
-                 options={"device": "cpu", "batch_size": BATCH})
+    log(
+        f"\n## Video: {video.name}: {dur:.0f} s, {info['bitrate_mbps']:.1f} Mbit/s, {info['keyframes']} keyframes "
+        f"(every {info['gop_s']:.1f} s on average) (load {load()})"
+    )
+    NOTES.append(
+        f"Video: {video.name}, 1280x720, {VIDEO_FPS} fps, {dur:.0f} s, H.264 ({info['profile']}) "
+        f"libx264 veryfast CRF {VIDEO_CRF}, {info['bitrate_mbps']:.1f} Mbit/s, {info['keyframes']} keyframes "
+        f"(x264 default GOP 250 + scene cuts: one every {info['gop_s']:.1f} s), AAC mono 48 kHz speech. "
+        f"Sampling: one frame every {EVERY:g} s at {FRAME_SIZE[0]}x{FRAME_SIZE[1]} (Profile.frame_size=320)."
+    )
+    pm = pe.load(
+        family="efficientnet",
+        model="efficientnet-lite0",
+        modality="image",
+        options={"device": "cpu", "batch_size": BATCH},
+    )
     counts: dict[str, int] = {}
 
     def counted(name: str, fn: Callable[[], int]) -> Callable[[], int]:
         def run() -> int:
             counts[name] = fn()
             return counts[name]
+
         return run
 
     def pm_mode(mode: str) -> Callable[[], int]:
@@ -979,28 +1259,86 @@ def bench_video(video: Path, repeats: int, raw_eff: RawEffNet) -> None:
     t = interleaved(funcs, repeats, warmup=False)
     n_frames = counts["raw_all"]
     sect = "Video 720p"
-    rate_row(sect, f"raw PyAV: decode all {n_frames} frames (thread_type AUTO)", t["raw_all"], n_frames,
-             "frames/s", media_s=dur, target="(baseline)")
-    rate_row(sect, f"raw PyAV: decode all, convert 1 frame / {EVERY:g} s to 320x180 ({counts['raw_sampled']} frames)",
-             t["raw_sampled"], n_frames, "frames/s", media_s=dur, target="(best raw)")
-    rate_row(sect, f"raw PyAV: same, skip_frame=NONREF (decodes reference frames only; {counts['raw_nonref']})",
-             t["raw_nonref"], n_frames, "frames/s", media_s=dur, target="(info)")
-    rate_row(sect, f"polymodal sample_frames fixed, every {EVERY:g} s ({counts['pm_fixed']} frames)", t["pm_fixed"],
-             n_frames, "frames/s", media_s=dur, raw=t["raw_sampled"], target="(vs best raw)")
-    rate_row(sect, f"polymodal sample_frames keyframes ({counts['pm_keyframes']} frames)", t["pm_keyframes"],
-             n_frames, "frames/s", media_s=dur, target="(info)")
-    rate_row(sect, f"polymodal sample_frames scenes ({counts['pm_scenes']} frames kept)", t["pm_scenes"],
-             n_frames, "frames/s", media_s=dur, target="(info)")
-    rate_row(sect, "polymodal decode_audio of the AAC track to 16 kHz mono (for speech to text)", t["pm_audio"],
-             dur, "audio s/s", target="(info)")
+    rate_row(
+        sect,
+        f"raw PyAV: decode all {n_frames} frames (thread_type AUTO)",
+        t["raw_all"],
+        n_frames,
+        "frames/s",
+        media_s=dur,
+        target="(baseline)",
+    )
+    rate_row(
+        sect,
+        f"raw PyAV: decode all, convert 1 frame / {EVERY:g} s to 320x180 ({counts['raw_sampled']} frames)",
+        t["raw_sampled"],
+        n_frames,
+        "frames/s",
+        media_s=dur,
+        target="(best raw)",
+    )
+    rate_row(
+        sect,
+        f"raw PyAV: same, skip_frame=NONREF (decodes reference frames only; {counts['raw_nonref']})",
+        t["raw_nonref"],
+        n_frames,
+        "frames/s",
+        media_s=dur,
+        target="(info)",
+    )
+    rate_row(
+        sect,
+        f"polymodal sample_frames fixed, every {EVERY:g} s ({counts['pm_fixed']} frames)",
+        t["pm_fixed"],
+        n_frames,
+        "frames/s",
+        media_s=dur,
+        raw=t["raw_sampled"],
+        target="(vs best raw)",
+    )
+    rate_row(
+        sect,
+        f"polymodal sample_frames keyframes ({counts['pm_keyframes']} frames)",
+        t["pm_keyframes"],
+        n_frames,
+        "frames/s",
+        media_s=dur,
+        target="(info)",
+    )
+    rate_row(
+        sect,
+        f"polymodal sample_frames scenes ({counts['pm_scenes']} frames kept)",
+        t["pm_scenes"],
+        n_frames,
+        "frames/s",
+        media_s=dur,
+        target="(info)",
+    )
+    rate_row(
+        sect,
+        "polymodal decode_audio of the AAC track to 16 kHz mono (for speech to text)",
+        t["pm_audio"],
+        dur,
+        "audio s/s",
+        target="(info)",
+    )
     # On a dedicated machine a process that never waits on I/O (the file is in the page cache) takes at
     # most its CPU time in wall time, so media seconds / CPU seconds is a lower bound on the real-time
     # factor on 2 idle cores (a pessimistic one: it counts both cores' work as if done one after the other).
     e2e = t["pm_e2e"]
     x_rt_cpu, x_rt_wall = dur / e2e.cpu_median, dur / e2e.median
     verdict = "PASS" if x_rt_cpu > TARGET_REALTIME else ("PASS (wall)" if x_rt_wall > TARGET_REALTIME else "FAIL")
-    rate_row(sect, f"polymodal decode + sample + embed (EfficientNet-lite0), {counts['pm_e2e']} frames",
-             e2e, n_frames, "frames/s", media_s=dur, raw=t["raw_e2e"], target="> 1x RT", verdict=verdict)
+    rate_row(
+        sect,
+        f"polymodal decode + sample + embed (EfficientNet-lite0), {counts['pm_e2e']} frames",
+        e2e,
+        n_frames,
+        "frames/s",
+        media_s=dur,
+        raw=t["raw_e2e"],
+        target="> 1x RT",
+        verdict=verdict,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1020,15 +1358,31 @@ def merge_parts(out: Path) -> int:
         ROWS.extend(Row(**r) for r in data["rows"])
         NOTES.extend(data["notes"])
     verdicts = [r.verdict for r in ROWS if r.verdict]
-    summary = (f"{sum(v.startswith('PASS') for v in verdicts)} of {len(verdicts)} targets pass"
-               + (f"; failing: {', '.join(f'{r.section} ({r.workload})' for r in ROWS if r.verdict == 'FAIL')}"
-                  if "FAIL" in verdicts else "."))
-    md = "\n".join(["# Encoders and media benchmark", "",
-                    "Generated by `python benchmarks/bench_encoders.py`, run in parts under the shared benchmark "
-                    "lock and merged with `--merge`. Overhead verdicts use CPU time (see the script's docstring: "
-                    "the machine is shared, CPU time is what other processes do not inflate); wall-clock ratios "
-                    "are shown beside them.", "", "Runs:", *runs, "", f"**{summary}**", "", table(), "",
-                    *(f"- {n}" for n in NOTES), ""])
+    summary = f"{sum(v.startswith('PASS') for v in verdicts)} of {len(verdicts)} targets pass" + (
+        f"; failing: {', '.join(f'{r.section} ({r.workload})' for r in ROWS if r.verdict == 'FAIL')}"
+        if "FAIL" in verdicts
+        else "."
+    )
+    md = "\n".join(
+        [
+            "# Encoders and media benchmark",
+            "",
+            "Generated by `python benchmarks/bench_encoders.py`, run in parts under the shared benchmark "
+            "lock and merged with `--merge`. Overhead verdicts use CPU time (see the script's docstring: "
+            "the machine is shared, CPU time is what other processes do not inflate); wall-clock ratios "
+            "are shown beside them.",
+            "",
+            "Runs:",
+            *runs,
+            "",
+            f"**{summary}**",
+            "",
+            table(),
+            "",
+            *(f"- {n}" for n in NOTES),
+            "",
+        ]
+    )
     out.write_text(md)
     log(md)
     log(f"written to {out}")
@@ -1040,17 +1394,27 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smoke run: small inputs, 1-minute video, tiny CLIP/CLAP")
     ap.add_argument("--repeats", type=int, default=None, help="timed repetitions (default 7; video 3; quick 2)")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where generated video/models are kept")
-    ap.add_argument("--sections", default="text,image,clip,clap,labels,ocr,asr,video",
-                    help="comma-separated subset to run")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch and onnxruntime intra-op threads (default 1; see 'Threads' in the module doc)")
+    ap.add_argument(
+        "--sections", default="text,image,clip,clap,labels,ocr,asr,video", help="comma-separated subset to run"
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch and onnxruntime intra-op threads (default 1; see 'Threads' in the module doc)",
+    )
     ap.add_argument("--prepare", action="store_true", help="only generate the cached speech, video and models")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="markdown output (default: results/encoders.md for full runs)")
-    ap.add_argument("--part", default=None,
-                    help="save this run's rows to results/encoders.part-PART.json (for runs split by --sections)")
-    ap.add_argument("--merge", action="store_true",
-                    help="only merge results/encoders.part-*.json into results/encoders.md")
+    ap.add_argument(
+        "--out", type=Path, default=None, help="markdown output (default: results/encoders.md for full runs)"
+    )
+    ap.add_argument(
+        "--part",
+        default=None,
+        help="save this run's rows to results/encoders.part-PART.json (for runs split by --sections)",
+    )
+    ap.add_argument(
+        "--merge", action="store_true", help="only merge results/encoders.part-*.json into results/encoders.md"
+    )
     args = ap.parse_args()
     if args.merge:
         sys.exit(merge_parts(args.out or RESULTS / "encoders.md"))
@@ -1066,8 +1430,10 @@ def main() -> None:
     global THREADS
     THREADS = args.threads
     start_load = load()
-    log(f"# polymodal encoders benchmark ({'quick' if quick else 'full'}); {os.cpu_count()} cores, "
-        f"torch threads {torch.get_num_threads()}, load {start_load}")
+    log(
+        f"# polymodal encoders benchmark ({'quick' if quick else 'full'}); {os.cpu_count()} cores, "
+        f"torch threads {torch.get_num_threads()}, load {start_load}"
+    )
     t_start = time.perf_counter()
 
     sentences = stdlib_sentences(128 if quick else 512)
@@ -1108,11 +1474,13 @@ def main() -> None:
         bench_video(video, video_reps, raw_eff)
 
     elapsed = time.perf_counter() - t_start
-    header = (f"Run: {time.strftime('%Y-%m-%d %H:%M')}, {platform.platform()}, {platform.processor() or 'cpu'}, "
-              f"{os.cpu_count()} cores (shared with other jobs: load average {start_load} (1/5 min) at start, "
-              f"{load()} at end), Python {platform.python_version()}, torch {torch.__version__} "
-              f"({torch.get_num_threads()} threads), {'quick' if quick else 'full'} run, "
-              f"{reps} repetitions ({video_reps} for video) after one warm-up, medians; {elapsed / 60:.0f} min in all.")
+    header = (
+        f"Run: {time.strftime('%Y-%m-%d %H:%M')}, {platform.platform()}, {platform.processor() or 'cpu'}, "
+        f"{os.cpu_count()} cores (shared with other jobs: load average {start_load} (1/5 min) at start, "
+        f"{load()} at end), Python {platform.python_version()}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), {'quick' if quick else 'full'} run, "
+        f"{reps} repetitions ({video_reps} for video) after one warm-up, medians; {elapsed / 60:.0f} min in all."
+    )
     md = "\n".join([header, "", table(), "", *(f"- {n}" for n in NOTES), ""])
     log("\n" + md)
     if args.part:
@@ -1120,14 +1488,23 @@ def main() -> None:
 
         part = RESULTS / f"encoders.part-{args.part}.json"
         part.parent.mkdir(parents=True, exist_ok=True)
-        part.write_text(json.dumps({"sections": args.sections, "header": header, "command": " ".join(sys.argv),
-                                    "rows": [r.__dict__ for r in ROWS], "notes": NOTES}, indent=1))
+        part.write_text(
+            json.dumps(
+                {
+                    "sections": args.sections,
+                    "header": header,
+                    "command": " ".join(sys.argv),
+                    "rows": [r.__dict__ for r in ROWS],
+                    "notes": NOTES,
+                },
+                indent=1,
+            )
+        )
         log(f"part written to {part}; merge with --merge")
     out = args.out or (None if quick or args.part else RESULTS / "encoders.md")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("# Encoders and media benchmark\n\nGenerated by `python benchmarks/bench_encoders.py`.\n\n"
-                       + md)
+        out.write_text("# Encoders and media benchmark\n\nGenerated by `python benchmarks/bench_encoders.py`.\n\n" + md)
         log(f"written to {out}")
     failed = [r for r in ROWS if r.verdict == "FAIL"]
     sys.exit(1 if failed else 0)

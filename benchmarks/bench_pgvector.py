@@ -102,11 +102,19 @@ class Server:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             self.version = str(conn.execute("SHOW server_version").fetchone()[0])
-            self.pgvector = str(conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0])
+            self.pgvector = str(
+                conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+            )
             self.settings = {
                 k: str(conn.execute(f"SHOW {k}").fetchone()[0])
-                for k in ("shared_buffers", "maintenance_work_mem", "work_mem", "max_parallel_maintenance_workers",
-                          "synchronous_commit", "jit")
+                for k in (
+                    "shared_buffers",
+                    "maintenance_work_mem",
+                    "work_mem",
+                    "max_parallel_maintenance_workers",
+                    "synchronous_commit",
+                    "jit",
+                )
             }
 
     def postmaster(self) -> psutil.Process | None:
@@ -190,8 +198,17 @@ def copy_binary(rows: Iterator[tuple[str, str, int, np.ndarray]]) -> Iterator[by
     for doc_id, text, cat, vec in rows:
         i, t = doc_id.encode(), text.encode()
         v = vec.astype(">f4").tobytes()
-        yield b"".join((struct.pack(">hi", 4, len(i)), i, struct.pack(">i", len(t)), t,
-                        struct.pack(">iii", 4, cat, len(v) + 4), struct.pack(">HH", len(vec), 0), v))
+        yield b"".join(
+            (
+                struct.pack(">hi", 4, len(i)),
+                i,
+                struct.pack(">i", len(t)),
+                t,
+                struct.pack(">iii", 4, cat, len(v) + 4),
+                struct.pack(">HH", len(vec), 0),
+                v,
+            )
+        )
     yield struct.pack(">h", -1)
 
 
@@ -239,19 +256,27 @@ class RawPg(Lib):
         register_vector(self.conn)
         c = self.conn
         c.execute("DROP TABLE IF EXISTS raw_items")
-        c.execute(f"CREATE TABLE raw_items (id text PRIMARY KEY, text text NOT NULL, category int NOT NULL, "
-                  f"vec vector({ds.dim}) NOT NULL)")
+        c.execute(
+            f"CREATE TABLE raw_items (id text PRIMARY KEY, text text NOT NULL, category int NOT NULL, "
+            f"vec vector({ds.dim}) NOT NULL)"
+        )
         for s in range(0, ds.n, BATCH):
             rows = ((f"d{i}", ds.texts[i], int(ds.cats[i]), ds.X[i]) for i in range(s, min(s + BATCH, ds.n)))
-            with Clock(server) as clk, c.transaction(), c.cursor() as cur, \
-                    cur.copy("COPY raw_items (id, text, category, vec) FROM STDIN (FORMAT BINARY)") as copy:
+            with (
+                Clock(server) as clk,
+                c.transaction(),
+                c.cursor() as cur,
+                cur.copy("COPY raw_items (id, text, category, vec) FROM STDIN (FORMAT BINARY)") as copy,
+            ):
                 for chunk in copy_binary(rows):
                     copy.write(chunk)
             self.timed("binary COPY", clk)
             bs._progress("raw COPY", s + BATCH, ds.n)
         with Clock(server) as clk:
-            c.execute(f"CREATE INDEX raw_items_hnsw ON raw_items USING hnsw (vec vector_cosine_ops) "
-                      f"WITH (m = {M}, ef_construction = {EFC})")
+            c.execute(
+                f"CREATE INDEX raw_items_hnsw ON raw_items USING hnsw (vec vector_cosine_ops) "
+                f"WITH (m = {M}, ef_construction = {EFC})"
+            )
         self.timed("CREATE INDEX hnsw", clk)
         with Clock(server) as clk:
             c.execute("CREATE INDEX raw_items_category ON raw_items (category)")
@@ -259,9 +284,10 @@ class RawPg(Lib):
         c.execute("VACUUM ANALYZE raw_items")
         self.size_mb = c.execute("SELECT pg_total_relation_size('raw_items')").fetchone()[0] / 2**20
         self.ef = 40
-        self.ids_sql = ("SELECT id, vec <=> %(q)b AS d FROM raw_items ORDER BY vec <=> %(q)b LIMIT " + str(K))
-        self.docs_sql = ("SELECT id, text, category, vec, vec <=> %(q)b AS d FROM raw_items ORDER BY vec <=> %(q)b "
-                         f"LIMIT {K}")
+        self.ids_sql = "SELECT id, vec <=> %(q)b AS d FROM raw_items ORDER BY vec <=> %(q)b LIMIT " + str(K)
+        self.docs_sql = (
+            f"SELECT id, text, category, vec, vec <=> %(q)b AS d FROM raw_items ORDER BY vec <=> %(q)b LIMIT {K}"
+        )
 
     def set_ef(self, ef: int) -> None:
         self.ef = ef
@@ -283,8 +309,10 @@ class RawPg(Lib):
     def filtered_ann(self, q: np.ndarray, cat: int) -> list[int]:
         """HNSW with the filter in the same query and pgvector's iterative scan (set for the
         session by the caller), re-sorted."""
-        sql = ("WITH c AS MATERIALIZED (SELECT id, vec <=> %(q)b AS d FROM raw_items WHERE category = %(c)s "
-               f"ORDER BY vec <=> %(q)b LIMIT {K}) SELECT id FROM c ORDER BY d")
+        sql = (
+            "WITH c AS MATERIALIZED (SELECT id, vec <=> %(q)b AS d FROM raw_items WHERE category = %(c)s "
+            f"ORDER BY vec <=> %(q)b LIMIT {K}) SELECT id FROM c ORDER BY d"
+        )
         return [int(i[1:]) for (i,) in self.conn.execute(sql, {"q": q, "c": cat}).fetchall()]
 
     def filtered_exact(self, q: np.ndarray, cat: int) -> list[int]:
@@ -320,18 +348,30 @@ class PmPg(Lib):
         self.collection = f"bench_{os.getpid()}"
         with contextlib.suppress(Exception), psycopg.connect(server.url, autocommit=True) as c:
             c.execute(f'DROP SCHEMA IF EXISTS "{self.collection}" CASCADE')
-        self.store = pm.open(server.url, schema=Doc, collection=self.collection, metric="cosine", hnsw_m=M,
-                             hnsw_ef_construction=EFC, ef_search=64, text_fields=())
+        self.store = pm.open(
+            server.url,
+            schema=Doc,
+            collection=self.collection,
+            metric="cosine",
+            hnsw_m=M,
+            hnsw_ef_construction=EFC,
+            ef_search=64,
+            text_fields=(),
+        )
         self.batches: list[dict[str, Any]] = []
         for s in range(0, ds.n, BATCH):
-            batch = [Doc(id=f"d{i}", text=ds.texts[i], category=int(ds.cats[i]), embedding=ds.X[i])
-                     for i in range(s, min(s + BATCH, ds.n))]
+            batch = [
+                Doc(id=f"d{i}", text=ds.texts[i], category=int(ds.cats[i]), embedding=ds.X[i])
+                for i in range(s, min(s + BATCH, ds.n))
+            ]
             with Clock(server) as clk:
                 self.store.add(batch)
             self.timed("add", clk)
             self.batches.append({"n": len(batch), "wall": clk.wall, "cpu": clk.cpu, "server": clk.server_cpu})
-            log(f"    pgvector store add {s + len(batch):,}: {clk.wall:.1f} s wall, {clk.cpu:.1f} s client CPU"
-                + (f", {clk.server_cpu:.1f} s server CPU" if clk.server_cpu is not None else ""))
+            log(
+                f"    pgvector store add {s + len(batch):,}: {clk.wall:.1f} s wall, {clk.cpu:.1f} s client CPU"
+                + (f", {clk.server_cpu:.1f} s server CPU" if clk.server_cpu is not None else "")
+            )
         # a bulk load leaves the HNSW index to the first ANN search, which builds it once: timed as ingest
         with Clock(server) as clk:
             self.store.search(ds.Q[0], field="embedding", limit=K, exact=False)
@@ -342,9 +382,14 @@ class PmPg(Lib):
         with psycopg.connect(server.url, autocommit=True) as c:
             c.execute(f"VACUUM ANALYZE {self.table}")
             c.execute(f"VACUUM ANALYZE {self.docs_table}")
-            self.size_mb = c.execute(
-                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = %s AND c.relkind = 'r'", [self.collection]).fetchone()[0] / 2**20
+            self.size_mb = (
+                c.execute(
+                    "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relkind = 'r'",
+                    [self.collection],
+                ).fetchone()[0]
+                / 2**20
+            )
         # below exact_threshold polymodal would search exactly: ask for ANN so HNSW is compared with HNSW
         self.exact: bool | None = None if ds.n * ds.dim > self.store.config.exact_threshold else False
         self._proto_sql()
@@ -379,9 +424,11 @@ class PmPg(Lib):
         return self.store.search(q, field="embedding", limit=K, exact=self.exact)
 
     def _proto_sql(self) -> None:
-        self.ids_sql = (f"WITH c AS MATERIALIZED (SELECT v.rid, v.vec <#> %(q)b AS dist FROM {self.table} v "
-                        f"ORDER BY v.vec <#> %(q)b LIMIT {K}) "
-                        f"SELECT d.id, -c.dist FROM c JOIN {self.docs_table} d ON d.rid = c.rid ORDER BY c.dist, c.rid")
+        self.ids_sql = (
+            f"WITH c AS MATERIALIZED (SELECT v.rid, v.vec <#> %(q)b AS dist FROM {self.table} v "
+            f"ORDER BY v.vec <#> %(q)b LIMIT {K}) "
+            f"SELECT d.id, -c.dist FROM c JOIN {self.docs_table} d ON d.rid = c.rid ORDER BY c.dist, c.rid"
+        )
 
     def paths(self) -> dict[str, Callable[[np.ndarray], object]]:
         return {"ids": self.ids, "docs": self.docs}
@@ -469,9 +516,13 @@ def time_calls(fn: Callable[[np.ndarray], object], queries: np.ndarray, server: 
         cpu[i] = time.thread_time_ns() - c0
     total = time.perf_counter() - t_all
     s1 = server.cpu_s()
-    out = {"p50_ms": float(np.percentile(wall, 50)) / 1e6, "p99_ms": float(np.percentile(wall, 99)) / 1e6,
-           "qps": len(queries) / total, "cpu_p50_ms": float(np.percentile(cpu, 50)) / 1e6,
-           "cpu_mean_ms": float(cpu.mean()) / 1e6}
+    out = {
+        "p50_ms": float(np.percentile(wall, 50)) / 1e6,
+        "p99_ms": float(np.percentile(wall, 99)) / 1e6,
+        "qps": len(queries) / total,
+        "cpu_p50_ms": float(np.percentile(cpu, 50)) / 1e6,
+        "cpu_mean_ms": float(cpu.mean()) / 1e6,
+    }
     if s0 is not None and s1 is not None:
         out["server_ms"] = (s1 - s0) * 1e3 / len(queries)
         out["total_cpu_ms"] = out["cpu_mean_ms"] + out["server_ms"]
@@ -485,12 +536,17 @@ def median_runs(runs: list[dict[str, float]]) -> dict[str, float]:
 # -- the profile of polymodal's search path ----------------------------------------------------------
 def _statement(sql: str) -> str:
     s = " ".join(str(sql).split())
-    for key, label in (("BEGIN", "BEGIN (read-only, repeatable read)"), ("COMMIT", "COMMIT"),
-                       ("reltuples", "stats(): row estimate + index check (cached 1 s)"),
-                       ("hnsw.ef_search", "ann_settings(): ef_search, iterative scan, enable_seqscan"),
-                       ("WITH c AS MATERIALIZED", "ANN query (HNSW)"), ("SELECT rid, body", "_load: document bodies"),
-                       ("UNION ALL", "_load: vectors"), ("AS f, rid, pos, raw", "_load: vectors"),
-                       ("SELECT rid, id", "ids of the hits")):
+    for key, label in (
+        ("BEGIN", "BEGIN (read-only, repeatable read)"),
+        ("COMMIT", "COMMIT"),
+        ("reltuples", "stats(): row estimate + index check (cached 1 s)"),
+        ("hnsw.ef_search", "ann_settings(): ef_search, iterative scan, enable_seqscan"),
+        ("WITH c AS MATERIALIZED", "ANN query (HNSW)"),
+        ("SELECT rid, body", "_load: document bodies"),
+        ("UNION ALL", "_load: vectors"),
+        ("AS f, rid, pos, raw", "_load: vectors"),
+        ("SELECT rid, id", "ids of the hits"),
+    ):
         if key in s:
             return label
     return s[:60]
@@ -556,8 +612,10 @@ def profile_search(lib: PmPg, raw: RawPg, Q: np.ndarray, ef: int) -> dict[str, A
                 t0 = time.perf_counter_ns()
                 fn(q)
                 walls.append((time.perf_counter_ns() - t0) / 1e6)
-        out[path] = {"total_ms": float(np.median(walls)),
-                     "sql": {k: (float(np.median(v)), len(v) / len(Q)) for k, v in seen.items()}}
+        out[path] = {
+            "total_ms": float(np.median(walls)),
+            "sql": {k: (float(np.median(v)), len(v) / len(Q)) for k, v in seen.items()},
+        }
     # raw's single statement, same queries and ef, for the round-trip floor
     with trace_sql() as seen:
         for q in Q:
@@ -567,6 +625,7 @@ def profile_search(lib: PmPg, raw: RawPg, Q: np.ndarray, ef: int) -> dict[str, A
         for _ in range(len(Q)):
             raw.conn.execute("SELECT 1").fetchall()
     out["roundtrip_ms"] = float(np.median(next(iter(seen.values()))))
+
     # Python pieces timed alone (medians, µs)
     def med_us(fn: Callable[[], object], n: int = 300) -> float:
         ts = []
@@ -586,7 +645,8 @@ def profile_search(lib: PmPg, raw: RawPg, Q: np.ndarray, ef: int) -> dict[str, A
     out["pieces_us"] = {
         "_query_matrix (checks + float64 normalise)": med_us(lambda: store._query_matrix([q], "embedding")),
         "binary dump of the query (struct + tobytes)": med_us(
-            lambda: struct.pack(">HH", 512, 0) + vm.astype(">f4").tobytes()),
+            lambda: struct.pack(">HH", 512, 0) + vm.astype(">f4").tobytes()
+        ),
         "10 x Doc.from_dict (pydantic validation)": med_us(lambda: [lib.Doc.from_dict(dict(b)) for b in bodies]),
         "10 x Doc.model_construct (no validation)": med_us(lambda: [lib.Doc.model_construct(**b) for b in bodies]),
     }
@@ -601,8 +661,10 @@ def profile_search(lib: PmPg, raw: RawPg, Q: np.ndarray, ef: int) -> dict[str, A
     for (fname, line, func), (_cc, nc, tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
         rows.append((tt, ct, nc, f"{Path(fname).name}:{line}({func})" if line else func))
     rows.sort(reverse=True)
-    out["cprofile"] = [{"tottime_ms": tt * 1e3 / len(Q), "cumtime_ms": ct * 1e3 / len(Q), "calls": nc / len(Q),
-                        "function": f} for tt, ct, nc, f in rows[:15]]
+    out["cprofile"] = [
+        {"tottime_ms": tt * 1e3 / len(Q), "cumtime_ms": ct * 1e3 / len(Q), "calls": nc / len(Q), "function": f}
+        for tt, ct, nc, f in rows[:15]
+    ]
     total_pm = sum(tt for tt, _, _, _ in rows)
     out["cprofile_total_ms"] = total_pm * 1e3 / len(Q)
     return out
@@ -641,8 +703,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ds = load(args)
         res.update(dataset=ds.name, note=ds.note, n=ds.n, dim=ds.dim, queries=len(ds.Q))
         server = Server(args.pg_url, tmp)
-        res["server"] = {"version": server.version, "pgvector": server.pgvector, "settings": server.settings,
-                         "private": server.datadir is not None}
+        res["server"] = {
+            "version": server.version,
+            "pgvector": server.pgvector,
+            "settings": server.settings,
+            "private": server.datadir is not None,
+        }
         log(f"PostgreSQL {server.version}, pgvector {server.pgvector}, {server.settings}")
         log(f"[{ds.name}] raw pgvector: binary COPY + CREATE INDEX ... (load {loadavg()})")
         libs["raw"] = raw = RawPg(ds, server)
@@ -661,9 +727,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with contextlib.suppress(Exception), psycopg.connect(server.url, autocommit=True) as c:
             c.execute("CHECKPOINT")
         res["load"]["after ingest"] = loadavg()
-        res["build"] = {name: {"parts": lib.parts, "wall_s": lib.total("wall"), "cpu_s": lib.total("cpu"),
-                               "server_s": lib.total("server"), "size_mb": getattr(lib, "size_mb", None)}
-                        for name, lib in libs.items()}
+        res["build"] = {
+            name: {
+                "parts": lib.parts,
+                "wall_s": lib.total("wall"),
+                "cpu_s": lib.total("cpu"),
+                "server_s": lib.total("server"),
+                "size_mb": getattr(lib, "size_mb", None),
+            }
+            for name, lib in libs.items()
+        }
         res["pm_batches"] = pmpg.batches
 
         # recall against ef, and each library's operating point
@@ -723,18 +796,23 @@ def run_filtered(ds: bs.Dataset, libs: dict[str, Lib], op: dict[str, int], args:
         return [int(h.id[1:]) for h in hits]
 
     cases: dict[str, Callable[[int, np.ndarray], list[int]]] = {
-        "raw SQL: HNSW + filter, iterative scan (relaxed_order), re-sorted": lambda i, q: raw.filtered_ann(q, i % N_CAT),
+        "raw SQL: HNSW + filter, iterative scan (relaxed_order), re-sorted": lambda i, q: raw.filtered_ann(
+            q, i % N_CAT
+        ),
         "raw SQL: exact over the category (btree)": lambda i, q: raw.filtered_exact(q, i % N_CAT),
-        "polymodal pgvector: search(where=...)": lambda i, q: pm_ids(pmpg.store.search(
-            q, field="embedding", limit=K, where={"category": i % N_CAT}, exact=pmpg.exact)),
-        "polymodal pgvector: search(where=..., exact=True)": lambda i, q: pm_ids(pmpg.store.search(
-            q, field="embedding", limit=K, where={"category": i % N_CAT}, exact=True)),
+        "polymodal pgvector: search(where=...)": lambda i, q: pm_ids(
+            pmpg.store.search(q, field="embedding", limit=K, where={"category": i % N_CAT}, exact=pmpg.exact)
+        ),
+        "polymodal pgvector: search(where=..., exact=True)": lambda i, q: pm_ids(
+            pmpg.store.search(q, field="embedding", limit=K, where={"category": i % N_CAT}, exact=True)
+        ),
     }
     if "embedded" in libs:
         emb: Embedded = libs["embedded"]  # type: ignore[assignment]
         emb.set_ef(op["embedded"])
-        cases["polymodal embedded: search(where=...)"] = lambda i, q: pm_ids(emb.p.store.search(
-            q, field="embedding", limit=K, where={"category": i % N_CAT}))
+        cases["polymodal embedded: search(where=...)"] = lambda i, q: pm_ids(
+            emb.p.store.search(q, field="embedding", limit=K, where={"category": i % N_CAT})
+        )
     out = {}
     for name, fn in cases.items():
         found, times = [], []
@@ -743,8 +821,12 @@ def run_filtered(ds: bs.Dataset, libs: dict[str, Lib], op: dict[str, int], args:
             f = fn(i, q)
             times.append(time.perf_counter_ns() - t0)
             found.append(f)
-        out[name] = {"recall": bs.recall(found, ds.gt_f[:nq]), "full": float(np.mean([len(f) == K for f in found])),
-                     "p50_ms": float(np.median(times)) / 1e6, "p99_ms": float(np.percentile(times, 99)) / 1e6}
+        out[name] = {
+            "recall": bs.recall(found, ds.gt_f[:nq]),
+            "full": float(np.mean([len(f) == K for f in found])),
+            "p50_ms": float(np.median(times)) / 1e6,
+            "p99_ms": float(np.percentile(times, 99)) / 1e6,
+        }
         log(f"  filtered {name}: {out[name]}")
     raw.conn.execute("RESET hnsw.iterative_scan")
     return out
@@ -766,13 +848,20 @@ def explain_filtered(raw: RawPg, pmpg: PmPg, q: np.ndarray, cat: int, op: dict[s
     c = raw.conn
     with c.transaction():
         c.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        out["raw SQL: HNSW + filter, iterative scan"] = short(c.execute(
-            "EXPLAIN (ANALYZE, BUFFERS) WITH c AS MATERIALIZED (SELECT id, vec <=> %(q)b AS d FROM raw_items "
-            f"WHERE category = %(c)s ORDER BY vec <=> %(q)b LIMIT {K}) SELECT id FROM c ORDER BY d",
-            {"q": q, "c": cat}).fetchall())
-    out["raw SQL: exact over the category (btree)"] = short(c.execute(
-        f"EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM raw_items WHERE category = %(c)s ORDER BY (vec <=> %(q)b) + 0 "
-        f"LIMIT {K}", {"q": q, "c": cat}).fetchall())
+        out["raw SQL: HNSW + filter, iterative scan"] = short(
+            c.execute(
+                "EXPLAIN (ANALYZE, BUFFERS) WITH c AS MATERIALIZED (SELECT id, vec <=> %(q)b AS d FROM raw_items "
+                f"WHERE category = %(c)s ORDER BY vec <=> %(q)b LIMIT {K}) SELECT id FROM c ORDER BY d",
+                {"q": q, "c": cat},
+            ).fetchall()
+        )
+    out["raw SQL: exact over the category (btree)"] = short(
+        c.execute(
+            f"EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM raw_items WHERE category = %(c)s ORDER BY (vec <=> %(q)b) + 0 "
+            f"LIMIT {K}",
+            {"q": q, "c": cat},
+        ).fetchall()
+    )
     store = pmpg.store
     pmpg.set_ef(op["pgvector"])
     _, qm = store._query_matrix([q], "embedding")
@@ -787,13 +876,13 @@ def explain_filtered(raw: RawPg, pmpg: PmPg, q: np.ndarray, cat: int, op: dict[s
 
     def exact(conn: Any) -> str:
         codec.adapt(conn)
-        sql, params = search.exact_sql(pmpg.table, pmpg.docs_table, "<#>", text, K, filt, nested=False,
-                                       aggregate="max")
+        sql, params = search.exact_sql(pmpg.table, pmpg.docs_table, "<#>", text, K, filt, nested=False, aggregate="max")
         return short(conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params).fetchall())
 
     out["polymodal pgvector: ANN plan (search(where=...))"] = store._pool.read_one(ann, what="explain")
     out["polymodal pgvector: exact plan (search(where=..., exact=True))"] = store._pool.run(
-        exact, write=False, what="explain")
+        exact, write=False, what="explain"
+    )
     return out
 
 
@@ -822,70 +911,121 @@ def targets(res: dict) -> list[tuple[str, str, str, bool]]:
         return None if key not in lat[a] or key not in lat[b] else lat[a][key] / lat[b][key]
 
     out = []
-    for a, b, what in (("pgvector:ids@raw-ef", "raw:ids", "ids + scores"),
-                       ("pgvector:docs@raw-ef", "raw:docs", "hits with documents")):
+    for a, b, what in (
+        ("pgvector:ids@raw-ef", "raw:ids", "ids + scores"),
+        ("pgvector:docs@raw-ef", "raw:docs", "hits with documents"),
+    ):
         w, c = ratio(a, b, "p50_ms"), ratio(a, b, "total_cpu_ms")
-        out.append((f"search p50 latency, {what}, polymodal / raw SQL at the same ef (wall)",
-                    f"{w:.2f}x ({lat[a]['p50_ms']:.3f} / {lat[b]['p50_ms']:.3f} ms)", f"<= {TARGET_RATIO}x",
-                    w <= TARGET_RATIO))
+        out.append(
+            (
+                f"search p50 latency, {what}, polymodal / raw SQL at the same ef (wall)",
+                f"{w:.2f}x ({lat[a]['p50_ms']:.3f} / {lat[b]['p50_ms']:.3f} ms)",
+                f"<= {TARGET_RATIO}x",
+                w <= TARGET_RATIO,
+            )
+        )
         if c is not None:
-            out.append((f"search CPU per query (client + server), {what}, polymodal / raw SQL",
-                        f"{c:.2f}x ({lat[a]['total_cpu_ms']:.3f} / {lat[b]['total_cpu_ms']:.3f} ms)",
-                        f"<= {TARGET_RATIO}x", c <= TARGET_RATIO))
+            out.append(
+                (
+                    f"search CPU per query (client + server), {what}, polymodal / raw SQL",
+                    f"{c:.2f}x ({lat[a]['total_cpu_ms']:.3f} / {lat[b]['total_cpu_ms']:.3f} ms)",
+                    f"<= {TARGET_RATIO}x",
+                    c <= TARGET_RATIO,
+                )
+            )
     b = res["build"]
     w = b["pgvector"]["wall_s"] / b["raw"]["wall_s"]
-    out.append(("ingest (all rows + HNSW index), polymodal `add` / raw binary COPY + CREATE INDEX (wall)",
-                f"{w:.2f}x ({b['pgvector']['wall_s']:.0f} / {b['raw']['wall_s']:.0f} s)", f"<= {TARGET_RATIO}x",
-                w <= TARGET_RATIO))
+    out.append(
+        (
+            "ingest (all rows + HNSW index), polymodal `add` / raw binary COPY + CREATE INDEX (wall)",
+            f"{w:.2f}x ({b['pgvector']['wall_s']:.0f} / {b['raw']['wall_s']:.0f} s)",
+            f"<= {TARGET_RATIO}x",
+            w <= TARGET_RATIO,
+        )
+    )
     f = res["filtered"]["polymodal pgvector: search(where=...)"]
-    out.append(("filtered search at 1%: `limit` results, recall >= 0.95",
-                f"recall {f['recall']:.3f}, {f['full'] * 100:.0f}% of queries got 10", "10 results, >= 0.95",
-                f["full"] == 1.0 and f["recall"] >= 0.95))
+    out.append(
+        (
+            "filtered search at 1%: `limit` results, recall >= 0.95",
+            f"recall {f['recall']:.3f}, {f['full'] * 100:.0f}% of queries got 10",
+            "10 results, >= 0.95",
+            f["full"] == 1.0 and f["recall"] >= 0.95,
+        )
+    )
     return out
 
 
 def report(res: dict, args: argparse.Namespace, env: str) -> str:
     b, lat, op = res["build"], res["latency"], res["op_ef"]
     srv = res["server"]
-    out = [f"Environment: {env}", "",
-           f"PostgreSQL {srv['version']}, pgvector {srv['pgvector']}, "
-           + ("a private server started by the benchmark (Unix socket, same machine); " if srv["private"] else
-              "an existing server; ")
-           + ", ".join(f"{k}={v}" for k, v in srv["settings"].items()) + ".",
-           "", "Load average (1/5/15 min) over the run: " + "; ".join(f"{k} {v}" for k, v in res["load"].items()) + ".",
-           "", f"### {res['n']:,} x {res['dim']} ({res['dataset']})", "", res["note"] + ".", "",
-           f"HNSW m={M}, ef_construction={EFC}, cosine (raw: `vector_cosine_ops` and `<=>`; polymodal stores unit "
-           "vectors and uses `vector_ip_ops` and `<#>`, the same ranking). Latency: "
-           f"{min(res['queries'], args.latency_queries):,} single queries, median of {args.reps} interleaved runs; "
-           f"ef = the smallest of {list(EFS)} with recall@10 >= {TARGET_RECALL}. Wall = clock time per call; "
-           "CPU = client thread CPU + the server's CPU (all PostgreSQL processes) per call, which other "
-           "processes' load does not inflate.", "",
-           "| ingest | wall s | client CPU s | server CPU s | rows/s (wall) | wall x raw | steps: wall s | size MB |",
-           "|---|---:|---:|---:|---:|---:|---|---:|"]
-    names = {"raw": "raw SQL: binary `COPY` (10k batches) + `CREATE INDEX` (HNSW, btree on category)",
-             "pgvector": "polymodal pgvector: `add` in 10k batches (binary `COPY`), then the first ANN search "
-                         "builds the HNSW index",
-             "embedded": "polymodal embedded: `add` in 10k batches + `checkpoint`"}
+    out = [
+        f"Environment: {env}",
+        "",
+        f"PostgreSQL {srv['version']}, pgvector {srv['pgvector']}, "
+        + (
+            "a private server started by the benchmark (Unix socket, same machine); "
+            if srv["private"]
+            else "an existing server; "
+        )
+        + ", ".join(f"{k}={v}" for k, v in srv["settings"].items())
+        + ".",
+        "",
+        "Load average (1/5/15 min) over the run: " + "; ".join(f"{k} {v}" for k, v in res["load"].items()) + ".",
+        "",
+        f"### {res['n']:,} x {res['dim']} ({res['dataset']})",
+        "",
+        res["note"] + ".",
+        "",
+        f"HNSW m={M}, ef_construction={EFC}, cosine (raw: `vector_cosine_ops` and `<=>`; polymodal stores unit "
+        "vectors and uses `vector_ip_ops` and `<#>`, the same ranking). Latency: "
+        f"{min(res['queries'], args.latency_queries):,} single queries, median of {args.reps} interleaved runs; "
+        f"ef = the smallest of {list(EFS)} with recall@10 >= {TARGET_RECALL}. Wall = clock time per call; "
+        "CPU = client thread CPU + the server's CPU (all PostgreSQL processes) per call, which other "
+        "processes' load does not inflate.",
+        "",
+        "| ingest | wall s | client CPU s | server CPU s | rows/s (wall) | wall x raw | steps: wall s | size MB |",
+        "|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    names = {
+        "raw": "raw SQL: binary `COPY` (10k batches) + `CREATE INDEX` (HNSW, btree on category)",
+        "pgvector": "polymodal pgvector: `add` in 10k batches (binary `COPY`), then the first ANN search "
+        "builds the HNSW index",
+        "embedded": "polymodal embedded: `add` in 10k batches + `checkpoint`",
+    }
     base = b["raw"]["wall_s"]
     for key, label in names.items():
         if key not in b:
             continue
         e = b[key]
         steps = ", ".join(f"{k} {fmt(v['wall'], 1)}" for k, v in e["parts"].items())
-        out.append(f"| {label} | {fmt(e['wall_s'], 1)} | {fmt(e['cpu_s'], 1)} | "
-                   f"{'-' if key == 'embedded' else fmt(e['server_s'], 1)} | {fmt(res['n'] / e['wall_s'], 0)} | "
-                   f"{fmt(e['wall_s'] / base)} | {steps} | {fmt(e['size_mb'], 0)} |")
+        out.append(
+            f"| {label} | {fmt(e['wall_s'], 1)} | {fmt(e['cpu_s'], 1)} | "
+            f"{'-' if key == 'embedded' else fmt(e['server_s'], 1)} | {fmt(res['n'] / e['wall_s'], 0)} | "
+            f"{fmt(e['wall_s'] / base)} | {steps} | {fmt(e['size_mb'], 0)} |"
+        )
     bc = b["raw"]["parts"]["binary COPY"]
-    out += ["", f"Raw binary `COPY` alone: {res['n'] / bc['wall']:,.0f} rows/s. polymodal `add` per 10k batch "
-            "(wall s / client CPU s / server CPU s): "
-            + ", ".join(f"{x['wall']:.1f}/{x['cpu']:.1f}/{fmt(x['server'], 1)}" for x in res["pm_batches"]) + "."]
-    out += ["", "Client-side preparation inside polymodal's `add`, per 10,000 documents (s; timed alone):", "",
-            "| step | s per 10k |", "|---|---:|"]
+    out += [
+        "",
+        f"Raw binary `COPY` alone: {res['n'] / bc['wall']:,.0f} rows/s. polymodal `add` per 10k batch "
+        "(wall s / client CPU s / server CPU s): "
+        + ", ".join(f"{x['wall']:.1f}/{x['cpu']:.1f}/{fmt(x['server'], 1)}" for x in res["pm_batches"])
+        + ".",
+    ]
+    out += [
+        "",
+        "Client-side preparation inside polymodal's `add`, per 10,000 documents (s; timed alone):",
+        "",
+        "| step | s per 10k |",
+        "|---|---:|",
+    ]
     out += [f"| {k} | {v:.2f} |" for k, v in res["ingest_pieces"].items()]
     raw = lat["raw:ids"]
-    out += ["", "| search (single query, k=10) | ef | recall@10 | p50 wall ms | p99 wall ms | QPS (wall) | "
-            "client CPU ms | server CPU ms | CPU ms/query (client + server) | p50 wall / raw ids | CPU / raw ids |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out += [
+        "",
+        "| search (single query, k=10) | ef | recall@10 | p50 wall ms | p99 wall ms | QPS (wall) | "
+        "client CPU ms | server CPU ms | CPU ms/query (client + server) | p50 wall / raw ids | CPU / raw ids |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for key, label in LABELS.items():
         if key not in lat:
             continue
@@ -896,44 +1036,69 @@ def report(res: dict, args: argparse.Namespace, env: str) -> str:
             rec = res["recall_docs_path"]
         m = lat[key]
         cpu = m.get("total_cpu_ms", m["cpu_mean_ms"] if lib == "embedded" else None)
-        out.append(f"| {label} | {ef} | {fmt(rec, 3)} | {fmt(m['p50_ms'], 3)} | {fmt(m['p99_ms'], 3)} | "
-                   f"{fmt(m['qps'], 0)} | {fmt(m['cpu_mean_ms'], 3)} | {fmt(m.get('server_ms'), 3)} | "
-                   f"{fmt(cpu, 3)} | {fmt(m['p50_ms'] / raw['p50_ms'])} | "
-                   f"{fmt(None if cpu is None or 'total_cpu_ms' not in raw else cpu / raw['total_cpu_ms'])} |")
+        out.append(
+            f"| {label} | {ef} | {fmt(rec, 3)} | {fmt(m['p50_ms'], 3)} | {fmt(m['p99_ms'], 3)} | "
+            f"{fmt(m['qps'], 0)} | {fmt(m['cpu_mean_ms'], 3)} | {fmt(m.get('server_ms'), 3)} | "
+            f"{fmt(cpu, 3)} | {fmt(m['p50_ms'] / raw['p50_ms'])} | "
+            f"{fmt(None if cpu is None or 'total_cpu_ms' not in raw else cpu / raw['total_cpu_ms'])} |"
+        )
     libs = list(res["sweep"])
     out += ["", "Recall@10 by ef:", "", "| ef | " + " | ".join(libs) + " |", "|---|" + "---:|" * len(libs)]
     for ef in sorted({ef for sw in res["sweep"].values() for ef in sw}):
         out.append(f"| {ef} | " + " | ".join(fmt(res["sweep"][n].get(ef), 3) for n in libs) + " |")
     nf = min(res["queries"], args.filter_queries)
-    out += ["", f"Filtered search, 1% selectivity (`category = c`, {nf} queries, each at its ef above):", "",
-            "| path | recall@10 vs exact filtered | queries with 10 results | p50 wall ms | p99 wall ms |",
-            "|---|---:|---:|---:|---:|"]
-    out += [f"| {n} | {v['recall']:.3f} | {v['full'] * 100:.0f}% | {fmt(v['p50_ms'], 3)} | {fmt(v['p99_ms'], 3)} |"
-            for n, v in res["filtered"].items()]
-    out += ["", "Plans of the filtered searches (`EXPLAIN (ANALYZE, BUFFERS)`, one query, the settings each path uses):"]
+    out += [
+        "",
+        f"Filtered search, 1% selectivity (`category = c`, {nf} queries, each at its ef above):",
+        "",
+        "| path | recall@10 vs exact filtered | queries with 10 results | p50 wall ms | p99 wall ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    out += [
+        f"| {n} | {v['recall']:.3f} | {v['full'] * 100:.0f}% | {fmt(v['p50_ms'], 3)} | {fmt(v['p99_ms'], 3)} |"
+        for n, v in res["filtered"].items()
+    ]
+    out += [
+        "",
+        "Plans of the filtered searches (`EXPLAIN (ANALYZE, BUFFERS)`, one query, the settings each path uses):",
+    ]
     for name, plan in res["filtered_plans"].items():
         out += ["", f"{name}:", "", "```", plan, "```"]
     p = res["profile"]
-    out += ["", f"Profile of polymodal's search path ({p['n']} queries at ef {p['ef']}; medians per query). Raw's "
-            f"one statement: {p['raw_ids_ms']:.3f} ms; an empty round trip (`SELECT 1`): {p['roundtrip_ms']:.3f} ms.", ""]
+    out += [
+        "",
+        f"Profile of polymodal's search path ({p['n']} queries at ef {p['ef']}; medians per query). Raw's "
+        f"one statement: {p['raw_ids_ms']:.3f} ms; an empty round trip (`SELECT 1`): {p['roundtrip_ms']:.3f} ms.",
+        "",
+    ]
     for path in ("docs", "ids"):
         sql = p[path]["sql"]
         in_sql = sum(ms * per for ms, per in sql.values())
-        out += [f"`{'store.search' if path == 'docs' else 'ids + scores'}`: {p[path]['total_ms']:.3f} ms in all, "
-                f"{in_sql:.3f} ms in {sum(per for _, per in sql.values()):.0f} SQL statements, "
-                f"{p[path]['total_ms'] - in_sql:.3f} ms in Python outside them.", "",
-                "| statement (client wall: execute + fetch of its rows) | ms | per query |",
-                "|---|---:|---:|"]
+        out += [
+            f"`{'store.search' if path == 'docs' else 'ids + scores'}`: {p[path]['total_ms']:.3f} ms in all, "
+            f"{in_sql:.3f} ms in {sum(per for _, per in sql.values()):.0f} SQL statements, "
+            f"{p[path]['total_ms'] - in_sql:.3f} ms in Python outside them.",
+            "",
+            "| statement (client wall: execute + fetch of its rows) | ms | per query |",
+            "|---|---:|---:|",
+        ]
         out += [f"| {k} | {ms:.3f} | {per:.0f} |" for k, (ms, per) in sorted(sql.items(), key=lambda kv: -kv[1][0])]
         out.append("")
     out += ["Python pieces timed alone (median µs):", "", "| piece | µs |", "|---|---:|"]
     out += [f"| {k} | {v:.1f} |" for k, v in p["pieces_us"].items()]
-    out += ["", f"cProfile of `store.search` (client process CPU time, {p['cprofile_total_ms']:.2f} ms/query under the "
-            "profiler; waiting for the server is not CPU and does not show), "
-            "top functions by own time:", "", "| function | own ms/query | cumulative ms/query | calls/query |",
-            "|---|---:|---:|---:|"]
-    out += [f"| `{r['function']}` | {r['tottime_ms']:.3f} | {r['cumtime_ms']:.3f} | {r['calls']:.0f} |"
-            for r in p["cprofile"]]
+    out += [
+        "",
+        f"cProfile of `store.search` (client process CPU time, {p['cprofile_total_ms']:.2f} ms/query under the "
+        "profiler; waiting for the server is not CPU and does not show), "
+        "top functions by own time:",
+        "",
+        "| function | own ms/query | cumulative ms/query | calls/query |",
+        "|---|---:|---:|---:|",
+    ]
+    out += [
+        f"| `{r['function']}` | {r['tottime_ms']:.3f} | {r['cumtime_ms']:.3f} | {r['calls']:.0f} |"
+        for r in p["cprofile"]
+    ]
     out += ["", "| target | measured | goal | |", "|---|---|---|---|"]
     out += [f"| {n} | {m} | {g} | {'PASS' if ok else '**FAIL**'} |" for n, m, g, ok in targets(res)]
     out.append("")
@@ -958,16 +1123,20 @@ def main() -> None:
 
     import polymodal
 
-    env = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs), "
-           f"Python {platform.python_version()}, numpy {np.__version__}, psycopg {psycopg.__version__} "
-           f"(libpq {psycopg.pq.version() // 10000}.{psycopg.pq.version() % 10000}), polymodal {polymodal.__version__}, git {bs._git()}")
+    env = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs), "
+        f"Python {platform.python_version()}, numpy {np.__version__}, psycopg {psycopg.__version__} "
+        f"(libpq {psycopg.pq.version() // 10000}.{psycopg.pq.version() % 10000}), polymodal {polymodal.__version__}, git {bs._git()}"
+    )
     log(env)
     started = time.perf_counter()
     res = run(args)
     res["wall_s"] = time.perf_counter() - started
     text = report(res, args, env)
-    text += f"\nCommand: `python benchmarks/bench_pgvector.py{' --size ' + args.size if args.size != '100k' else ''}`; " \
-            f"the whole run took {res['wall_s'] / 60:.0f} min.\n"
+    text += (
+        f"\nCommand: `python benchmarks/bench_pgvector.py{' --size ' + args.size if args.size != '100k' else ''}`; "
+        f"the whole run took {res['wall_s'] / 60:.0f} min.\n"
+    )
     print(text)
     if not args.quick and args.size == "100k":
         RESULTS.mkdir(exist_ok=True)

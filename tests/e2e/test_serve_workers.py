@@ -35,9 +35,23 @@ def test_workers_share_the_key(tmp_path):
     key_file.write_text(key)
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "polymodal.cli", "serve", "--db", str(db), "--port", str(port), "--workers", "2",
-         "--api-key-file", str(key_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "POLYMODAL_API_KEY": ""},
+        [
+            sys.executable,
+            "-m",
+            "polymodal.cli",
+            "serve",
+            "--db",
+            str(db),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--api-key-file",
+            str(key_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "POLYMODAL_API_KEY": ""},
     )
     try:
         url = f"http://127.0.0.1:{port}"

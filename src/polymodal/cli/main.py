@@ -42,8 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("--prune", action="store_true", help="remove documents of files that no longer exist")
     ix.add_argument("--json", action="store_true", help="print the summary as JSON")
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
-    ix.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                    help="decode and embed on Ray actors (a local instance, or the cluster at ADDRESS)")
+    ix.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="decode and embed on Ray actors (a local instance, or the cluster at ADDRESS)",
+    )
 
     se = sub.add_parser("search", help="search by words, an image or a sound")
     se.add_argument("query", nargs="?", default=None, help="words to search for")
@@ -106,8 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
     sv.add_argument("--api-key-file", default=None, help="file holding the API key (else POLYMODAL_API_KEY)")
     sv.add_argument("--insecure", action="store_true", help="listen beyond loopback without an API key")
-    sv.add_argument("--media-root", action="append", default=[], help="directory media may be served from "
-                    "(default: the folders the store was indexed from)")
+    sv.add_argument(
+        "--media-root",
+        action="append",
+        default=[],
+        help="directory media may be served from (default: the folders the store was indexed from)",
+    )
     sv.add_argument("--allow-url", action="append", default=[], help="URL prefix the server may fetch")
     sv.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body, in MB")
 

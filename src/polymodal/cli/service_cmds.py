@@ -24,8 +24,9 @@ def cmd_copy(args: argparse.Namespace) -> int:
         raise ConfigError("--batch-size must be positive")
     if "://" not in args.src and not (Path(args.src) / "store.db").exists():
         raise ConfigError(f"no polymodal store at {args.src}")
-    report = copy_store(args.src, args.dst, batch_size=args.batch_size, overwrite=args.overwrite,
-                        progress=not args.json)
+    report = copy_store(
+        args.src, args.dst, batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.json
+    )
     if args.json:
         print(json.dumps({"copied": report.copied, "skipped": report.skipped, "total": report.total}))
     else:

@@ -175,4 +175,3 @@ class _AsyncApi(_Base, ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
-

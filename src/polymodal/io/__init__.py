@@ -33,8 +33,15 @@ def _format(path: str | Path, fmt: str | None, batch_size: int) -> str:
     return _FORMATS[suffix]
 
 
-def write(path: str | Path, docs: Iterable[Doc | dict[str, Any]], doc_type: type[Doc], *, format: str | None = None,
-          batch_size: int = 4096, compression: str | None = None) -> int:
+def write(
+    path: str | Path,
+    docs: Iterable[Doc | dict[str, Any]],
+    doc_type: type[Doc],
+    *,
+    format: str | None = None,
+    batch_size: int = 4096,
+    compression: str | None = None,
+) -> int:
     """Stream documents to a file in batches; returns how many were written.
 
     Raises:
@@ -57,8 +64,7 @@ def write(path: str | Path, docs: Iterable[Doc | dict[str, Any]], doc_type: type
         return json.write_jsonl(path, docs)
     from polymodal.io import arrow
 
-    return arrow.write_parquet(path, _batched(docs, batch_size, doc_type), doc_type,
-                               compression=compression or "zstd")
+    return arrow.write_parquet(path, _batched(docs, batch_size, doc_type), doc_type, compression=compression or "zstd")
 
 
 def _checked(docs: Iterable[Doc | dict[str, Any]], doc_type: type[Doc]) -> Iterator[Doc]:
@@ -77,8 +83,9 @@ def _checked(docs: Iterable[Doc | dict[str, Any]], doc_type: type[Doc]) -> Itera
             )
 
 
-def iter_read(path: str | Path, doc_type: type[Doc], *, format: str | None = None,
-              batch_size: int = 4096) -> Iterator[DocList[Any]]:
+def iter_read(
+    path: str | Path, doc_type: type[Doc], *, format: str | None = None, batch_size: int = 4096
+) -> Iterator[DocList[Any]]:
     """Yield the documents of a file in batches (DocLists), whatever its format.
 
     JSONL and Parquet batches hold at most ``batch_size`` documents; binary files yield the

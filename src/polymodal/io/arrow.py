@@ -126,8 +126,9 @@ def to_table(docs: Iterable[Doc] | DocVec[Any], doc_type: type[Doc]) -> pa.Table
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
 
 
-def write_parquet(path: str | Path, batches: Iterable[Iterable[Doc]], doc_type: type[Doc], *,
-                  compression: str = "zstd") -> int:
+def write_parquet(
+    path: str | Path, batches: Iterable[Iterable[Doc]], doc_type: type[Doc], *, compression: str = "zstd"
+) -> int:
     """Write batches of documents as row groups of one Parquet file; returns the count.
 
     A Parquet file has one schema, but an ``int`` column is ``int64`` or, when it holds an int

@@ -174,8 +174,14 @@ def dumps(docs: Iterable[Doc] | DocVec[Any], doc_type: type[Doc], *, compression
     return b"".join(parts)
 
 
-def write(path: str | Path, docs: Iterable[Doc], doc_type: type[Doc], *, batch_size: int = 4096,
-          compression: str | None = None) -> int:
+def write(
+    path: str | Path,
+    docs: Iterable[Doc],
+    doc_type: type[Doc],
+    *,
+    batch_size: int = 4096,
+    compression: str | None = None,
+) -> int:
     """Stream any iterable of documents to a file, ``batch_size`` per frame; returns the count."""
     batch: list[Doc] = []
     with BinaryWriter(path, doc_type, compression=compression) as writer:

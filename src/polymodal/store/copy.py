@@ -17,6 +17,7 @@ from polymodal.store.base import Store
 
 __all__ = ["CopyReport", "copy_store"]
 
+
 @dataclass(frozen=True, slots=True)
 class CopyReport:
     copied: int
@@ -35,8 +36,15 @@ def _settings(src: Store[Any]) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def copy_store(src_uri: str, dst_uri: str, *, batch_size: int = 500, overwrite: bool = False,
-               progress: bool | str = False, on_batch: Callable[[int], None] | None = None) -> CopyReport:
+def copy_store(
+    src_uri: str,
+    dst_uri: str,
+    *,
+    batch_size: int = 500,
+    overwrite: bool = False,
+    progress: bool | str = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> CopyReport:
     """Copy every document of ``src_uri`` into ``dst_uri`` (created when missing).
 
     Raises:

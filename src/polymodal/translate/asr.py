@@ -91,8 +91,9 @@ class PocketSphinx(Translator):
         from pocketsphinx import Endpointer  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
         try:
-            return Endpointer(window=self.vad_window, ratio=self.vad_ratio, vad_mode=self.vad_mode,
-                              sample_rate=SAMPLE_RATE)
+            return Endpointer(
+                window=self.vad_window, ratio=self.vad_ratio, vad_mode=self.vad_mode, sample_rate=SAMPLE_RATE
+            )
         except ValueError as exc:
             raise ConfigError(f"invalid voice activity options: {exc}") from exc
 
@@ -158,6 +159,7 @@ class PocketSphinx(Translator):
                 start = round(offset + seg.start_frame / self._frate, 3)
                 end = round(offset + (seg.end_frame + 1) / self._frate, 3)
                 # seg.prob is the word's posterior; log-math rounding can make it 1.0001
-                words.append(TextSpan(_ALTERNATE.sub("", seg.word), start=start, end=end,
-                                      score=min(1.0, float(seg.prob))))
+                words.append(
+                    TextSpan(_ALTERNATE.sub("", seg.word), start=start, end=end, score=min(1.0, float(seg.prob)))
+                )
             return words

@@ -63,7 +63,10 @@ class ImageNetLabeler(Translator):
         top = probs.topk(min(self.top_k, probs.shape[1]), dim=1)
         out: list[Translation] = []
         for values, indices in zip(top.values.cpu().tolist(), top.indices.cpu().tolist(), strict=True):
-            spans = tuple(TextSpan(self._names[i], score=float(p)) for p, i in zip(values, indices, strict=True)
-                          if p >= self.min_prob)
+            spans = tuple(
+                TextSpan(self._names[i], score=float(p))
+                for p, i in zip(values, indices, strict=True)
+                if p >= self.min_prob
+            )
             out.append(Translation(text=", ".join(s.text for s in spans), spans=spans))
         return out

@@ -76,7 +76,10 @@ class RapidOcr(Translator):
             # Installed, but a native library is missing (OpenCV wants libGL and glib on Linux).
             raise OptionalDependencyError(
                 f"OCR cannot import rapidocr-onnxruntime: {exc}. On Debian/Ubuntu OpenCV needs "
-                "'apt-get install libgl1 libglib2.0-0'", package="rapidocr-onnxruntime", extra="models") from exc
+                "'apt-get install libgl1 libglib2.0-0'",
+                package="rapidocr-onnxruntime",
+                extra="models",
+            ) from exc
         opts = config.options
         self.min_score = float(opts.get("min_score", 0.5))
         cuda = _onnx_cuda(opts.get("device"))
@@ -87,8 +90,14 @@ class RapidOcr(Translator):
         max_side = int(opts.get("det_max_side", 960))
         if max_side < 32:
             raise ConfigError(f"det_max_side must be at least 32 pixels, got {max_side}")
-        kwargs: dict[str, Any] = {"text_score": self.min_score, "det_use_cuda": cuda, "cls_use_cuda": cuda,
-                                  "rec_use_cuda": cuda, "det_limit_type": "max", "det_limit_side_len": max_side}
+        kwargs: dict[str, Any] = {
+            "text_score": self.min_score,
+            "det_use_cuda": cuda,
+            "cls_use_cuda": cuda,
+            "rec_use_cuda": cuda,
+            "det_limit_type": "max",
+            "det_limit_side_len": max_side,
+        }
         if "threads" in opts:
             kwargs["intra_op_num_threads"] = int(opts["threads"])
         config_path: str | None = None
@@ -106,8 +115,11 @@ class RapidOcr(Translator):
         result, _ = self._engine(np.ascontiguousarray(rgb[..., ::-1]))
         if not result:
             return Translation(text="")
-        boxes = [(np.asarray(corners, np.float32), str(text).strip(), float(score))
-                 for corners, text, score in result if str(text).strip() and float(score) >= self.min_score]
+        boxes = [
+            (np.asarray(corners, np.float32), str(text).strip(), float(score))
+            for corners, text, score in result
+            if str(text).strip() and float(score) >= self.min_score
+        ]
         lines: list[str] = []
         spans: list[TextSpan] = []
         for row in reading_order(boxes):

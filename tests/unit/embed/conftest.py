@@ -69,12 +69,25 @@ def build_tiny_clip(path: Path) -> Path:
     tokenizer = _clip_tokenizer()
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     config = CLIPConfig(
-        text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
-                     "num_hidden_layers": 2, "num_attention_heads": 2, "max_position_embeddings": 16,
-                     "bos_token_id": tokenizer.convert_tokens_to_ids("<|startoftext|>"),
-                     "eos_token_id": eos, "pad_token_id": eos},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                       "num_attention_heads": 2, "image_size": CLIP_IMAGE_SIZE, "patch_size": 8},
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+            "bos_token_id": tokenizer.convert_tokens_to_ids("<|startoftext|>"),
+            "eos_token_id": eos,
+            "pad_token_id": eos,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": CLIP_IMAGE_SIZE,
+            "patch_size": 8,
+        },
         projection_dim=16,
     )
     torch.manual_seed(0)
@@ -95,23 +108,50 @@ def build_tiny_clap(path: Path, *, fused: bool = False) -> Path:
     from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
 
     tokenizer = _roberta_tokenizer()
-    audio: dict[str, Any] = {"spec_size": 64, "window_size": 4, "patch_size": 4, "patch_stride": [4, 4],
-                             "depths": [1, 1], "num_attention_heads": [2, 2], "patch_embeds_hidden_size": 8,
-                             "hidden_size": 16}
+    audio: dict[str, Any] = {
+        "spec_size": 64,
+        "window_size": 4,
+        "patch_size": 4,
+        "patch_stride": [4, 4],
+        "depths": [1, 1],
+        "num_attention_heads": [2, 2],
+        "patch_embeds_hidden_size": 8,
+        "hidden_size": 16,
+    }
     if fused:
         audio |= {"num_mel_bins": 64, "enable_fusion": True, "fusion_type": "aff_2d"}
-        extractor = ClapFeatureExtractor(feature_size=64, sampling_rate=CLAP_FUSED_RATE, hop_length=50,
-                                         max_length_s=1, fft_window_size=512, frequency_max=CLAP_FUSED_RATE // 2,
-                                         truncation="fusion", padding="repeatpad")
+        extractor = ClapFeatureExtractor(
+            feature_size=64,
+            sampling_rate=CLAP_FUSED_RATE,
+            hop_length=50,
+            max_length_s=1,
+            fft_window_size=512,
+            frequency_max=CLAP_FUSED_RATE // 2,
+            truncation="fusion",
+            padding="repeatpad",
+        )
     else:
         audio |= {"num_mel_bins": 16, "enable_fusion": False}
-        extractor = ClapFeatureExtractor(feature_size=16, sampling_rate=CLAP_RATE, hop_length=80, max_length_s=1,
-                                         fft_window_size=256, frequency_max=CLAP_RATE // 2,
-                                         truncation="rand_trunc", padding="repeatpad")
+        extractor = ClapFeatureExtractor(
+            feature_size=16,
+            sampling_rate=CLAP_RATE,
+            hop_length=80,
+            max_length_s=1,
+            fft_window_size=256,
+            frequency_max=CLAP_RATE // 2,
+            truncation="rand_trunc",
+            padding="repeatpad",
+        )
     config = ClapConfig(
-        text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
-                     "num_hidden_layers": 2, "num_attention_heads": 2, "max_position_embeddings": 34,
-                     "projection_dim": 16},
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 34,
+            "projection_dim": 16,
+        },
         audio_config=audio,
         projection_dim=16,
     )

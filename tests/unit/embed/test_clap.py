@@ -39,8 +39,11 @@ def _raw(path: Path) -> Any:
     """The checkpoint loaded with transformers alone, as a user of the raw library would."""
     from transformers import AutoTokenizer, ClapFeatureExtractor, ClapModel
 
-    return (ClapModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path),
-            ClapFeatureExtractor.from_pretrained(path))
+    return (
+        ClapModel.from_pretrained(path).eval(),
+        AutoTokenizer.from_pretrained(path),
+        ClapFeatureExtractor.from_pretrained(path),
+    )
 
 
 def _unit(x: Any) -> np.ndarray:

@@ -34,8 +34,11 @@ def raw(tiny_clip: Path) -> Any:
     """The checkpoint loaded with transformers alone, as a user of the raw library would."""
     from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPModel
 
-    return (CLIPModel.from_pretrained(tiny_clip).eval(), AutoTokenizer.from_pretrained(tiny_clip),
-            CLIPImageProcessorPil.from_pretrained(tiny_clip))
+    return (
+        CLIPModel.from_pretrained(tiny_clip).eval(),
+        AutoTokenizer.from_pretrained(tiny_clip),
+        CLIPImageProcessorPil.from_pretrained(tiny_clip),
+    )
 
 
 def _unit(x: Any) -> np.ndarray:
@@ -225,8 +228,9 @@ def test_query_from_another_model_is_refused(text_emb: Any, image_emb: Any, tiny
     with pytest.raises(ConfigError, match="image_vec"):
         check_same_space(other, stored, "image_vec")
     with pytest.raises(ConfigError):
-        check_same_space(EmbedderConfig(family="clip", model="openai/clip-vit-base-patch32", modality="text"),
-                         stored, "image_vec")
+        check_same_space(
+            EmbedderConfig(family="clip", model="openai/clip-vit-base-patch32", modality="text"), stored, "image_vec"
+        )
 
 
 def test_config_records_the_checkpoint(text_emb: Any, tiny_clip: Path) -> None:

@@ -41,8 +41,12 @@ def _one_torch_thread():
 @pytest.fixture(scope="module")
 def photos() -> dict[str, np.ndarray]:
     """Unrelated real photos: a cat, a coffee cup, an astronaut, a rocket, a Grace Hopper portrait."""
-    out = {"cat": skdata.chelsea(), "coffee": skdata.coffee(), "astronaut": skdata.astronaut(),
-           "rocket": skdata.rocket()}
+    out = {
+        "cat": skdata.chelsea(),
+        "coffee": skdata.coffee(),
+        "astronaut": skdata.astronaut(),
+        "rocket": skdata.rocket(),
+    }
     cbook = pytest.importorskip("matplotlib.cbook")
     with cbook.get_sample_data("grace_hopper.jpg") as f:
         out["hopper"] = np.asarray(Image.open(f).convert("RGB"))
@@ -93,8 +97,9 @@ def test_a_near_duplicate_is_closer_than_any_other_photo(embedder, photos, vecto
 
 def test_batching_does_not_change_the_vectors(photos, vectors):
     imgs = list(photos.values())[:3]
-    one_by_one = load(family="efficientnet", model="efficientnet-lite0", modality="image",
-                      options={"device": "cpu", "batch_size": 1}).embed(imgs)
+    one_by_one = load(
+        family="efficientnet", model="efficientnet-lite0", modality="image", options={"device": "cpu", "batch_size": 1}
+    ).embed(imgs)
     np.testing.assert_allclose(one_by_one, vectors[:3], atol=1e-4)
 
 

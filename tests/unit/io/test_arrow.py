@@ -37,13 +37,28 @@ class Video(pm.Doc):
 def _videos() -> pm.DocList[Video]:
     return pm.DocList[Video](
         [
-            Video(id="v0", title="naïve ☃", views=2**63 - 1, embedding=[1, 2, 3], frames=np.ones((2, 2, 3), np.uint8),
-                  raw=np.array([[np.nan, 1]], np.float16), url="clips/a b.mp4", thumb=b"\x00\xff", tags=["a"],
-                  segments=[Segment(id="s0", start=0.5, embedding=[1, 2])],
-                  cover=Segment(id="c0", start=1, embedding=[0, 0])),
+            Video(
+                id="v0",
+                title="naïve ☃",
+                views=2**63 - 1,
+                embedding=[1, 2, 3],
+                frames=np.ones((2, 2, 3), np.uint8),
+                raw=np.array([[np.nan, 1]], np.float16),
+                url="clips/a b.mp4",
+                thumb=b"\x00\xff",
+                tags=["a"],
+                segments=[Segment(id="s0", start=0.5, embedding=[1, 2])],
+                cover=Segment(id="c0", start=1, embedding=[0, 0]),
+            ),
             Video(id="v1", title="", views=-(2**63), segments=[], tags=[]),
-            Video(id="v2", title="none", raw=np.zeros((0, 3), np.int64), frames=np.zeros((2, 2, 3), np.uint8),
-                  segments=None, embedding=[0, -1, math.pi]),
+            Video(
+                id="v2",
+                title="none",
+                raw=np.zeros((0, 3), np.int64),
+                frames=np.zeros((2, 2, 3), np.uint8),
+                segments=None,
+                embedding=[0, -1, math.pi],
+            ),
         ]
     )
 

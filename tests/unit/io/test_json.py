@@ -30,11 +30,24 @@ class Item(pm.Doc):
 def _items() -> pm.DocList[Item]:
     return pm.DocList[Item](
         [
-            Item(id="a", title="naïve ☃ \U0001f600 \x00", count=2**100, embedding=[1, 2.5, -3],
-                 pixels=np.zeros((0, 2, 3), np.uint8), raw=np.array([np.nan, np.inf, -np.inf, 1], np.float16),
-                 image=b"\x89PNG\x00\xff", parts=[Part(id="p", text="x", score=math.nan)]),
-            Item(id="b", title="", count=-(2**63), raw=np.arange(6, dtype=np.uint64).reshape(2, 3) * 2**61,
-                 pixels=np.full((1, 2, 3), 255, np.uint8), parts=[]),
+            Item(
+                id="a",
+                title="naïve ☃ \U0001f600 \x00",
+                count=2**100,
+                embedding=[1, 2.5, -3],
+                pixels=np.zeros((0, 2, 3), np.uint8),
+                raw=np.array([np.nan, np.inf, -np.inf, 1], np.float16),
+                image=b"\x89PNG\x00\xff",
+                parts=[Part(id="p", text="x", score=math.nan)],
+            ),
+            Item(
+                id="b",
+                title="",
+                count=-(2**63),
+                raw=np.arange(6, dtype=np.uint64).reshape(2, 3) * 2**61,
+                pixels=np.full((1, 2, 3), 255, np.uint8),
+                parts=[],
+            ),
             Item(id="c", title="c", raw=np.zeros((3, 0), np.int8), parts=None),
         ]
     )

@@ -29,8 +29,18 @@ class Flat(pm.Doc):
 
 def _flat(n: int = 5) -> pm.DocList[Flat]:
     return pm.DocList[Flat](
-        [Flat(id=f"d{i}", title=f"t{i} ☃", year=i, rating=i / 3 if i % 2 else None, flag=bool(i % 2),
-              embedding=[i, -0.1, 3.0e38], extra=[1, 2] if i % 3 else None) for i in range(n)]
+        [
+            Flat(
+                id=f"d{i}",
+                title=f"t{i} ☃",
+                year=i,
+                rating=i / 3 if i % 2 else None,
+                flag=bool(i % 2),
+                embedding=[i, -0.1, 3.0e38],
+                extra=[1, 2] if i % 3 else None,
+            )
+            for i in range(n)
+        ]
     )
 
 
@@ -228,4 +238,3 @@ def test_from_columns_casts_vectors_before_the_finiteness_check() -> None:
         pm.DocVec[Flat].from_columns({"title": list("abcd"), "embedding": arr})
     vec = pm.DocVec[Flat].from_columns({"title": list("abcd"), "embedding": np.ones((4, 3))})
     assert vec.embedding.dtype == np.float32
-

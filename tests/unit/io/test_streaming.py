@@ -34,8 +34,13 @@ class Other(pm.Doc):
 
 def _pages(n: int) -> list[Page]:
     return [
-        Page(id=f"p{i}", text=f"page {i} ✓", number=i, embedding=np.full(4, i),
-             chunks=None if i % 3 == 0 else [Chunk(id=f"{i}.{j}", start=j, embedding=[i, j]) for j in range(i % 3)])
+        Page(
+            id=f"p{i}",
+            text=f"page {i} ✓",
+            number=i,
+            embedding=np.full(4, i),
+            chunks=None if i % 3 == 0 else [Chunk(id=f"{i}.{j}", start=j, embedding=[i, j]) for j in range(i % 3)],
+        )
         for i in range(n)
     ]
 

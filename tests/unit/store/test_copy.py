@@ -26,8 +26,15 @@ class Item(pm.Doc):
 
 def items(n):
     rng = np.random.default_rng(0)
-    return [Item(id=f"i{k}", title=f"item {k}", v=rng.normal(size=4),
-                 segs=[Seg(id=f"i{k}.{j}", start=j, v=rng.normal(size=4)) for j in range(k % 3)]) for k in range(n)]
+    return [
+        Item(
+            id=f"i{k}",
+            title=f"item {k}",
+            v=rng.normal(size=4),
+            segs=[Seg(id=f"i{k}.{j}", start=j, v=rng.normal(size=4)) for j in range(k % 3)],
+        )
+        for k in range(n)
+    ]
 
 
 @pytest.fixture
@@ -82,10 +89,17 @@ def test_copy_into_memory_and_across_backends(source):
 
 
 def test_cli_copy(source, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "polymodal.cli", "copy", str(source), str(tmp_path / "c"), "--json"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "polymodal.cli", "copy", str(source), str(tmp_path / "c"), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(out.stdout) == {"copied": 57, "skipped": 0, "total": 57}
-    bad = subprocess.run([sys.executable, "-m", "polymodal.cli", "copy", str(tmp_path / "nope"), str(tmp_path / "d")],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "polymodal.cli", "copy", str(tmp_path / "nope"), str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0
     assert "no polymodal store" in bad.stderr

@@ -51,8 +51,14 @@ def font_path() -> Path:
     return path
 
 
-def render_lines(font_path: Path, lines: list[str], *, size: int = 32, width: int = 720,
-                 background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+def render_lines(
+    font_path: Path,
+    lines: list[str],
+    *,
+    size: int = 32,
+    width: int = 720,
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> np.ndarray:
     """Black text lines on a plain background, as an HxWx3 uint8 array."""
     from PIL import Image, ImageDraw, ImageFont
 

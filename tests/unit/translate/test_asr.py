@@ -49,8 +49,13 @@ def _festival(text: str, out: Path) -> None:
         pytest.skip("festival is not installed (apt-get install festival festvox-kallpc16k)")
     script = out.with_suffix(".txt")
     script.write_text(text)
-    done = subprocess.run(["text2wave", "-eval", "(voice_kal_diphone)", "-o", str(out), str(script)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        ["text2wave", "-eval", "(voice_kal_diphone)", "-o", str(out), str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     if done.returncode != 0 or not out.is_file():
         pytest.skip(f"festival's kal_diphone voice failed (apt-get install festvox-kallpc16k): {done.stderr[-200:]}")
 
@@ -58,8 +63,9 @@ def _festival(text: str, out: Path) -> None:
 def _espeak(text: str, out: Path) -> None:
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
-    subprocess.run(["espeak-ng", "-v", "en-us+f2", "-s", "150", "-w", str(out), text],
-                   capture_output=True, timeout=60, check=True)
+    subprocess.run(
+        ["espeak-ng", "-v", "en-us+f2", "-s", "150", "-w", str(out), text], capture_output=True, timeout=60, check=True
+    )
 
 
 @pytest.fixture(scope="module")

@@ -77,8 +77,13 @@ def test_reading_order_groups_rows_left_to_right():
     def box(x: float, y: float, w: float = 80, h: float = 20) -> np.ndarray:
         return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32)
 
-    boxes = [(box(300, 52), "right2", 0.9), (box(10, 10), "left1", 0.9), (box(10, 50), "left2", 0.9),
-             (box(300, 8, h=26), "right1", 0.9), (box(10, 120), "last", 0.9)]
+    boxes = [
+        (box(300, 52), "right2", 0.9),
+        (box(10, 10), "left1", 0.9),
+        (box(10, 50), "left2", 0.9),
+        (box(300, 8, h=26), "right1", 0.9),
+        (box(10, 120), "last", 0.9),
+    ]
     rows = reading_order(boxes)
     assert [[text for _, text, _ in row] for row in rows] == [["left1", "right1"], ["left2", "right2"], ["last"]]
 

@@ -37,8 +37,7 @@ def open_or_create(
         foreign = _foreign_tables(conn)
         if foreign:
             raise ConfigError(
-                f"{path / db.DB_NAME} is a database of another application (tables {foreign}), "
-                "not a polymodal store"
+                f"{path / db.DB_NAME} is a database of another application (tables {foreign}), not a polymodal store"
             )
         return _create(conn, doc_type, options)
 
@@ -130,4 +129,3 @@ def _check_new(doc_type: type[Doc], options: dict[str, Any]) -> None:
     config = _config(options)
     vector_fields(doc_type, config)
     text_paths(doc_type, config)
-

@@ -365,8 +365,18 @@ def _wrap_iter(fn: Any) -> Any:
     return wrapper
 
 
-for _name in ("_add", "_delete", "_get", "_count", "_vector_search", "_text_search", "_get_setting",
-              "_set_setting", "_sample_vectors", "checkpoint"):
+for _name in (
+    "_add",
+    "_delete",
+    "_get",
+    "_count",
+    "_vector_search",
+    "_text_search",
+    "_get_setting",
+    "_set_setting",
+    "_sample_vectors",
+    "checkpoint",
+):
     setattr(EmbeddedStore, _name, _wrap_driver_errors(getattr(EmbeddedStore, _name)))
 for _name in ("_iter", "_scan"):
     setattr(EmbeddedStore, _name, _wrap_iter(getattr(EmbeddedStore, _name)))

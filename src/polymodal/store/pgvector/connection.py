@@ -230,9 +230,7 @@ class Pool:
         self.flush()
 
     # -- running operations --------------------------------------------------------------------
-    def run(
-        self, fn: Callable[[psycopg.Connection[Any]], R], *, write: bool, what: str, pipeline: bool = False
-    ) -> R:
+    def run(self, fn: Callable[[psycopg.Connection[Any]], R], *, write: bool, what: str, pipeline: bool = False) -> R:
         """``fn(conn)`` in one transaction, retried on transient errors, driver errors wrapped.
 
         Reads run in a read-only REPEATABLE READ transaction (one snapshot for a search and the

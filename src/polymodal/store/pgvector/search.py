@@ -224,8 +224,7 @@ def exact_sql(
     filt = _doc_filter(docs, sql)
     if not nested:
         text = (
-            f"SELECT v.rid, v.pos, -(v.vec {op} %b) AS score FROM {table} v {filt} "
-            "ORDER BY score DESC, v.rid LIMIT %s"
+            f"SELECT v.rid, v.pos, -(v.vec {op} %b) AS score FROM {table} v {filt} ORDER BY score DESC, v.rid LIMIT %s"
         )
     elif aggregate == "max":
         text = (
