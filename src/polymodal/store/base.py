@@ -25,6 +25,7 @@ from polymodal.store.types import Capabilities, Hit, Metric, StoreConfig, Vector
 from polymodal.store.types import T as T
 from polymodal.store.types import _values_at as _values_at
 from polymodal.store.types import match_at as match_at
+from polymodal.store.types import ranked_hits as ranked_hits
 from polymodal.store.types import text_paths as text_paths
 
 __all__ = ["Capabilities", "Hit", "Metric", "Store", "StoreConfig", "VectorField", "vector_fields"]

@@ -78,7 +78,7 @@ def open_store(uri: str | Path, schema: type[T] | None = None, **options: Any) -
     if scheme == "memory":
         if schema is None:
             raise ConfigError("memory:// stores keep nothing between runs: pass schema=MyDoc")
-        from polymodal.store.embedded.store import _config
+        from polymodal.store.types import StoreConfig
 
-        return cls(schema, _config(options))  # type: ignore[no-any-return]
+        return cls(schema, StoreConfig.from_options(options))  # type: ignore[no-any-return]
     return cls(text, schema, **options)  # type: ignore[no-any-return]

@@ -7,7 +7,7 @@ Backends import these from :mod:`polymodal.store.base`, which re-exports them wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any, ClassVar, Literal, TypeVar
@@ -27,6 +27,7 @@ __all__ = [
     "T",
     "VectorField",
     "match_at",
+    "ranked_hits",
     "text_paths",
     "vector_fields",
 ]
@@ -131,6 +132,34 @@ class StoreConfig(BaseModel):
             return self.metric
         return self.metric.get(path, "cosine")
 
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> StoreConfig:
+        """Validate store options (``polymodal.open`` keywords), naming the option at fault."""
+        from pydantic import ValidationError
+
+        try:
+            return cls.model_validate(dict(options))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = str(first["loc"][0]) if first["loc"] else "options"  # the option, not pydantic's inner path
+            raise ConfigError(f"store option {name!r}: {first['msg']}", option=name) from None
+
+    def reopened(self, options: Mapping[str, Any], what: str = "store") -> StoreConfig:
+        """This saved config with the options given on reopening: runtime ones (``ef_search``,
+        ``exact_threshold``, ...) apply; a structural one that differs is an error, since the
+        indexes were built with it."""
+        if not options:
+            return self
+        given = StoreConfig.from_options(options)
+        for key in self.STRUCTURAL:
+            if key in options and getattr(given, key) != getattr(self, key):
+                raise ConfigError(
+                    f"{key}={options[key]!r} differs from the {what}'s {getattr(self, key)!r}; "
+                    f"it is fixed when a {what} is created"
+                )
+        runtime = {k: v for k, v in options.items() if k not in self.STRUCTURAL}
+        return StoreConfig.model_validate({**self.model_dump(), **runtime})
+
 
 def vector_fields(doc_type: type[Doc], config: StoreConfig) -> dict[str, VectorField]:
     """Every Vector field of a schema, nested ones included, keyed by dotted path."""
@@ -205,3 +234,16 @@ def match_at(doc: Doc, nesting: Sequence[str], pos: Sequence[int]) -> Doc | None
         node = node[i]
         prev = path
     return node if isinstance(node, Doc) else None
+
+
+def ranked_hits(ranked: Iterable[tuple[int, float, str]], docs: Mapping[int, Doc], field: VectorField) -> list[Hit]:
+    """Hits from a backend's ranking of (row id, score, dotted position of the best sub-document)
+    over loaded documents; rows whose document vanished meanwhile are skipped."""
+    hits = []
+    for rid, score, pos in ranked:
+        doc = docs.get(rid)
+        if doc is None:
+            continue
+        match = match_at(doc, field.nesting, tuple(int(p) for p in pos.split("."))) if field.nested else None
+        hits.append(Hit(id=doc.id, score=score, doc=doc, match=match, field=field.path))
+    return hits

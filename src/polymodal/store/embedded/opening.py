@@ -44,7 +44,7 @@ def open_or_create(
 
 def _create(conn: sqlite3.Connection, doc_type: type[T] | None, options: dict[str, Any]) -> tuple[type[T], StoreConfig]:
     assert doc_type is not None
-    config = _config(options)
+    config = StoreConfig.from_options(options)
     schema = schema_of(doc_type)
     from polymodal.store.base import vector_fields
 
@@ -81,30 +81,9 @@ def _open_existing(
             f"({stored['name']}: {', '.join(f['name'] for f in stored['fields'])}). "
             "Open it without schema= to use the stored schema, or create a new store.",
         )
-    saved = StoreConfig.model_validate(db.get_meta(conn, "config"))
-    given = _config(options) if options else None
-    if given is not None:
-        for key in StoreConfig.STRUCTURAL:
-            if key in options and getattr(given, key) != getattr(saved, key):
-                raise ConfigError(
-                    f"{key}={options[key]!r} differs from the store's {getattr(saved, key)!r}; "
-                    "it is fixed when a store is created"
-                )
-        runtime = {k: v for k, v in options.items() if k not in StoreConfig.STRUCTURAL}
-        saved = saved.model_copy(update=StoreConfig.model_validate({**saved.model_dump(), **runtime}).model_dump())
+    saved = StoreConfig.model_validate(db.get_meta(conn, "config")).reopened(options)
     assert doc_type is not None
     return doc_type, saved
-
-
-def _config(options: dict[str, Any]) -> StoreConfig:
-    from pydantic import ValidationError
-
-    try:
-        return StoreConfig.model_validate(options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "options"  # the option, not pydantic's inner path
-        raise ConfigError(f"store option {name!r}: {first['msg']}", option=name) from None
 
 
 def _is_complete(conn: sqlite3.Connection) -> bool:
@@ -126,6 +105,6 @@ def _check_new(doc_type: type[Doc], options: dict[str, Any]) -> None:
     """Raise the ConfigError/SchemaError that creating a store would, before anything is written."""
     from polymodal.store.base import text_paths, vector_fields
 
-    config = _config(options)
+    config = StoreConfig.from_options(options)
     vector_fields(doc_type, config)
     text_paths(doc_type, config)

@@ -33,12 +33,11 @@ from polymodal.doc.schema import schema_of
 from polymodal.errors import BackendError, ConfigError, SchemaError
 from polymodal.store import filters as flt
 from polymodal.store import fts
-from polymodal.store.base import Aggregate, Capabilities, Hit, Store, T, VectorField, match_at
+from polymodal.store.base import Aggregate, Capabilities, Hit, Store, T, VectorField, match_at, ranked_hits
 from polymodal.store.embedded import db
 from polymodal.store.embedded.ann import AnnIndex
 from polymodal.store.embedded.indexes import VectorIndexes, drop_manifest_ahead
 from polymodal.store.embedded.opening import _check_new, open_or_create
-from polymodal.store.embedded.opening import _config as _config  # re-exported: the registry validates memory:// options
 from polymodal.store.embedded.rows import _body_json, _plain, _sql_str, free_vectors, write_vectors
 from polymodal.store.embedded.rows import _select_in as _select_in  # re-exported: benchmarks use it
 from polymodal.store.embedded.search import allowed_slots, rank
@@ -244,19 +243,7 @@ class EmbeddedStore(Store[T]):
             ]
             need = {rid for ranked in results for rid, _, _ in ranked}
             docs = self._load(sorted(need))
-        out = []
-        for ranked in results:
-            hits = []
-            for rid, score, pos in ranked:
-                doc = docs.get(rid)
-                if doc is None:
-                    continue
-                match = None
-                if field.nested:
-                    match = match_at(doc, field.nesting, tuple(int(p) for p in pos.split(".")))
-                hits.append(Hit(id=doc.id, score=score, doc=doc, match=match, field=field.path))
-            out.append(hits)
-        return out
+        return [ranked_hits(ranked, docs, field) for ranked in results]
 
     def _text_search(self, text: str, field: str | None, limit: int, where: flt.Filter | None, mode: str) -> list[Hit]:
         allowed_sql: str | None = None

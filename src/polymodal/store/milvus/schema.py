@@ -7,15 +7,12 @@ from typing import Any
 
 from polymodal.doc.base import Doc
 from polymodal.doc.schema import schema_of
-from polymodal.errors import ConfigError
 from polymodal.store.base import StoreConfig
 
 __all__ = [
     "PAD",
     "big_ints_as_text",
-    "config_of",
     "main_schema",
-    "merge_config",
     "meta_schema",
     "milvus_metric",
     "pad_index",
@@ -31,32 +28,6 @@ __all__ = [
 
 PAD = [0.0, 0.0]  # Milvus wants a vector field in every collection; documents and settings get this one
 _LONG = 65535  # the longest VARCHAR Milvus allows
-
-
-def config_of(options: dict[str, Any]) -> StoreConfig:
-    from pydantic import ValidationError
-
-    try:
-        return StoreConfig.model_validate(options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "options"
-        raise ConfigError(f"store option {name!r}: {first['msg']}", option=name) from None
-
-
-def merge_config(saved: StoreConfig, options: dict[str, Any]) -> StoreConfig:
-    """The saved options with the run-time ones given on reopening (structural ones must agree)."""
-    if not options:
-        return saved
-    given = config_of(options)
-    for key in StoreConfig.STRUCTURAL:
-        if key in options and getattr(given, key) != getattr(saved, key):
-            raise ConfigError(
-                f"{key}={options[key]!r} differs from the store's {getattr(saved, key)!r}; "
-                "it is fixed when a store is created"
-            )
-    runtime = {k: v for k, v in options.items() if k not in StoreConfig.STRUCTURAL}
-    return StoreConfig.model_validate({**saved.model_dump(), **runtime})
 
 
 def _schema(client: Any) -> Any:

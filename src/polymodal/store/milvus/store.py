@@ -144,7 +144,7 @@ class MilvusStore(Store[T]):
             raise ConfigError(
                 f"the Milvus collection {db.main!r} at {self.target.redacted} exists and is not a polymodal store"
             )
-        config = ms.config_of(options)
+        config = StoreConfig.from_options(options)
         fields = vector_fields(doc_type, config)
         ids = {path: i for i, path in enumerate(fields)}
         with self._lock:
@@ -185,7 +185,7 @@ class MilvusStore(Store[T]):
                 f"({stored['name']}: {', '.join(f['name'] for f in stored['fields'])}). "
                 "Open it without schema= to use the stored schema, or create a new store.",
             )
-        config = ms.merge_config(StoreConfig.model_validate(self._db.meta_value("config")), options)
+        config = StoreConfig.model_validate(self._db.meta_value("config")).reopened(options)
         assert doc_type is not None
         return doc_type, config, dict(self._db.meta_value("fields"))
 
@@ -496,6 +496,6 @@ class MilvusStore(Store[T]):
 
 
 def _check_new(doc_type: type[Doc], options: dict[str, Any]) -> None:
-    config = ms.config_of(options)
+    config = StoreConfig.from_options(options)
     vector_fields(doc_type, config)
     text_paths(doc_type, config)

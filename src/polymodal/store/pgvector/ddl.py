@@ -35,7 +35,6 @@ __all__ = [
     "HNSW_MAX_DIM",
     "Names",
     "check_new",
-    "config_of",
     "create",
     "create_hnsw",
     "create_vector_table",
@@ -226,17 +225,6 @@ def put_setting(conn: psycopg.Connection[Any], names: Names, key: str, value: An
     )
 
 
-def config_of(options: dict[str, Any]) -> StoreConfig:
-    from pydantic import ValidationError
-
-    try:
-        return StoreConfig.model_validate(options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "options"  # the option, not pydantic's inner path
-        raise ConfigError(f"store option {name!r}: {first['msg']}", option=name) from None
-
-
 def check_new(doc_type: type[Doc], config: StoreConfig) -> None:
     """Raise what creating the collection would, before anything is written."""
     from polymodal.store.base import text_paths
@@ -256,17 +244,7 @@ def from_meta(
             f"the collection at {where} has format version {version}; this polymodal reads up to "
             f"{FORMAT_VERSION}: upgrade polymodal"
         )
-    saved = StoreConfig.model_validate(meta["config"])
-    if options:
-        given = config_of(options)
-        for key in StoreConfig.STRUCTURAL:
-            if key in options and getattr(given, key) != getattr(saved, key):
-                raise ConfigError(
-                    f"{key}={options[key]!r} differs from the collection's {getattr(saved, key)!r}; "
-                    "it is fixed when a collection is created"
-                )
-        runtime = {k: v for k, v in options.items() if k not in StoreConfig.STRUCTURAL}
-        saved = StoreConfig.model_validate({**saved.model_dump(), **runtime})
+    saved = StoreConfig.model_validate(meta["config"]).reopened(options, what="collection")
     stored = meta["schema"]
     if doc_type is None:
         doc_type = DocSchema.rebuild(stored)

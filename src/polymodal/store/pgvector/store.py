@@ -14,7 +14,7 @@ from polymodal.doc.doclist import DocList
 from polymodal.doc.schema import schema_of
 from polymodal.errors import ConfigError, OptionalDependencyError, SchemaError
 from polymodal.store import filters as flt
-from polymodal.store.base import Aggregate, Capabilities, Hit, Store, T, VectorField, match_at
+from polymodal.store.base import Aggregate, Capabilities, Hit, Store, StoreConfig, T, VectorField, match_at, ranked_hits
 from polymodal.store.flatten import flatten, set_at
 from polymodal.store.pgvector import codec, ddl, search
 from polymodal.store.pgvector.connection import Pool, parse_uri
@@ -93,7 +93,7 @@ class PgVectorStore(Store[T]):
                     raise ConfigError(
                         f"no polymodal collection {target.collection!r} at {self.uri}; pass schema=MyDoc to create it"
                     )
-                config = ddl.config_of(options)
+                config = StoreConfig.from_options(options)
                 new_type: type[T] = doc_type
                 ddl.check_new(new_type, config)
                 meta = self._pool.run(
@@ -308,19 +308,7 @@ class PgVectorStore(Store[T]):
             return ranked, self._load(conn, sorted({r for rows in ranked for r, _, _ in rows}))
 
         ranked, docs = self._pool.run(run, write=False, what="vector search", pipeline=True)
-        out = []
-        for rows in ranked:
-            hits = []
-            for rid, pos, score in rows:
-                doc = docs.get(rid)
-                if doc is None:
-                    continue
-                match = None
-                if field.nested:
-                    match = match_at(doc, field.nesting, tuple(int(p) for p in pos.split(".")))
-                hits.append(Hit(id=doc.id, score=score, doc=doc, match=match, field=field.path))
-            out.append(hits)
-        return out
+        return [ranked_hits(((rid, score, pos) for rid, pos, score in rows), docs, field) for rows in ranked]
 
     def _one_statement(self, field: VectorField, table: str) -> bool:
         """Whether an ANN search can be the one-statement kind: a field with one vector per

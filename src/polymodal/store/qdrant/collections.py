@@ -53,14 +53,14 @@ def open_or_create(
             f"({stored['name']}: {', '.join(f['name'] for f in stored['fields'])}). "
             "Open it without schema= to use the stored schema, or create a new store."
         )
-    config = lay.merge_config(lay.store_config(info["config"]), options)
+    config = StoreConfig.from_options(info["config"]).reopened(options)
     return doc_type, config, dict(info["fields"])
 
 
 def _create(conn: Connection, doc_type: type[Doc], options: dict[str, Any]) -> None:
     from qdrant_client import models as m
 
-    config = lay.store_config(options)
+    config = StoreConfig.from_options(options)
     fields = vector_fields(doc_type, config)
     text_paths(doc_type, config)  # bad options fail before anything is created
     names = {path: f"v{i}" for i, path in enumerate(fields)}

@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from polymodal.errors import ConfigError
-from polymodal.store.base import StoreConfig, VectorField
+from polymodal.store.base import VectorField
 
 __all__ = [
     "FORMAT",
@@ -23,7 +22,6 @@ __all__ = [
     "point_id",
     "row_id",
     "similarities",
-    "store_config",
 ]
 
 FORMAT = 1
@@ -107,30 +105,3 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, list):
         return [json_safe(v) for v in obj]
     return obj
-
-
-def store_config(options: dict[str, Any]) -> StoreConfig:
-    """Validate store options, naming the option at fault."""
-    from pydantic import ValidationError
-
-    try:
-        return StoreConfig.model_validate(options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "options"
-        raise ConfigError(f"store option {name!r}: {first['msg']}", option=name) from None
-
-
-def merge_config(saved: StoreConfig, options: dict[str, Any]) -> StoreConfig:
-    """The saved config with runtime options applied; structural options must not differ."""
-    if not options:
-        return saved
-    given = store_config(options)
-    for key in StoreConfig.STRUCTURAL:
-        if key in options and getattr(given, key) != getattr(saved, key):
-            raise ConfigError(
-                f"{key}={options[key]!r} differs from the store's {getattr(saved, key)!r}; "
-                "it is fixed when a store is created"
-            )
-    runtime = {k: v for k, v in options.items() if k not in StoreConfig.STRUCTURAL}
-    return StoreConfig.model_validate({**saved.model_dump(), **runtime})
