@@ -210,6 +210,80 @@ def test_search_by_document_and_batch(store):
     assert all(len(r) == 2 for r in batch)
 
 
+def pairs(hits):
+    return [(h.id, h.score) for h in hits]
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_search_ids_is_search_without_documents(make_store, metric):
+    """search_ids gives search's ranking as (id, score) pairs, for every plan (fix: the
+    backend's _vector_search_ids, which must rank exactly like _vector_search)."""
+    s, _ = make_store(Clip, metric=metric)
+    s.add(make_clips())
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        q = rng.normal(size=8).astype(np.float32)
+        for exact in (True, False, None):
+            got = s.search_ids(q, field="embedding", limit=5, exact=exact)
+            want = pairs(s.search(q, field="embedding", limit=5, exact=exact))
+            assert [i for i, _ in got] == [i for i, _ in want]
+            assert [sc for _, sc in got] == pytest.approx([sc for _, sc in want], rel=1e-6, abs=1e-6)
+            assert all(type(i) is str and type(sc) is float for i, sc in got)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"field": "embedding", "where": {"year": {"$gte": 2015}}},
+        {"field": "embedding", "where": {"tags": "boats"}, "exact": False},
+        {"field": "segments.embedding"},
+        {"field": "segments.embedding", "aggregate": "mean"},
+        {"field": "segments.embedding", "where": {"year": {"$lt": 2000}}},
+    ],
+    ids=str,
+)
+def test_search_ids_filters_and_nested(store, kwargs):
+    q = np.random.default_rng(4).normal(size=8)
+    got = store.search_ids(q, limit=4, **kwargs)
+    want = pairs(store.search(q, limit=4, **kwargs))
+    assert [i for i, _ in got] == [i for i, _ in want] and len(got) == 4
+    assert [sc for _, sc in got] == pytest.approx([sc for _, sc in want], rel=1e-6, abs=1e-6)
+    for again in store.search_ids_batch([q, q], limit=4, **kwargs):
+        assert [i for i, _ in again] == [i for i, _ in got]
+        assert [sc for _, sc in again] == pytest.approx([sc for _, sc in got], rel=1e-6, abs=1e-6)
+
+
+def test_search_ids_sees_every_write(make_store):
+    """Adds, replacements and deletes show in search_ids at once (fix: whatever the backend
+    keeps in memory to answer it must follow this handle's writes)."""
+    s, _ = make_store(Clip)
+    s.add(make_clips())
+    q = np.array([1, 0, 0, 0, 0, 0, 0, 0], np.float32)
+    s.add(Clip(id="new", title="new", embedding=q * 3))
+    assert s.search_ids(q, field="embedding", limit=1)[0][0] == "new"
+    s.add(Clip(id="new", title="moved", embedding=-q))
+    assert "new" not in [i for i, _ in s.search_ids(q, field="embedding", limit=3)]
+    s.add(Clip(id="other", title="other", embedding=q * 2))
+    s.delete(["new"])
+    got = s.search_ids(-q, field="embedding", limit=100)
+    assert "new" not in [i for i, _ in got] and "other" in [i for i, _ in got]
+    assert [i for i, _ in got] == [h.id for h in s.search(-q, field="embedding", limit=100)]
+
+
+def test_single_float32_query_scores_like_a_batch(store):
+    """The single-query fast path checks and normalises exactly like the batch path."""
+    qs = np.random.default_rng(8).normal(size=(3, 8)).astype(np.float32)
+    _, rows = store._query_matrix(qs, "embedding")
+    batch = store.search_batch(qs, field="embedding", limit=3)
+    for i, (q, hits) in enumerate(zip(qs, batch, strict=True)):
+        vf, one = store._query_matrix([q], "embedding")
+        assert vf.path == "embedding" and one.dtype == np.float32 and one.shape == (1, 8)
+        assert one.tobytes() == rows[i].tobytes()  # bit for bit what the batch path gives
+        single = store.search(q, field="embedding", limit=3)
+        assert [h.id for h in single] == [h.id for h in hits]
+        assert [h.score for h in single] == pytest.approx([h.score for h in hits], rel=1e-6, abs=1e-6)
+
+
 def test_limit_larger_than_collection_returns_all(store):
     with_vectors = sum(1 for c in make_clips() if c.embedding is not None)
     assert len(store.search(np.ones(8), field="embedding", limit=1000)) == with_vectors
@@ -236,6 +310,25 @@ def test_field_must_be_named_when_ambiguous(store):
 def test_bad_queries_fail_clearly(store, query, error):
     with pytest.raises(error):
         store.search(query, field="embedding")
+    with pytest.raises(error):
+        store.search_ids(query, field="embedding")
+    if isinstance(query, np.ndarray):  # float32, as models hand them: the single-query fast path
+        with pytest.raises(error):
+            store.search(query.astype(np.float32), field="embedding")
+        with pytest.raises(error):
+            store.search_ids(query.astype(np.float32), field="embedding")
+
+
+def test_search_ids_checks_its_arguments(store):
+    with pytest.raises(pm.ConfigError):
+        store.search_ids(np.ones(8), field="embedding", limit=0)
+    with pytest.raises(pm.ConfigError):
+        store.search_ids(np.ones(8), field="embedding", aggregate="median")
+    with pytest.raises(pm.SchemaError):
+        store.search_ids(np.ones(8), field="title")
+    with pytest.raises(pm.ConfigError):
+        store.search_ids(np.ones(8), field="embedding", where={"year": {"$regex": "x"}})
+    assert store.search_ids_batch([], field="embedding") == []
 
 
 # -- filters -------------------------------------------------------------------------------------

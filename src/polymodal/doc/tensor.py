@@ -38,6 +38,9 @@ def _dtype_of(item: Any) -> np.dtype[Any] | None:
     return None
 
 
+_F32 = np.dtype(np.float32)
+
+
 @dataclass(frozen=True, slots=True)
 class TensorSpec:
     """What a tensor field accepts: an optional shape pattern, an optional dtype, vector rules.
@@ -84,6 +87,15 @@ class TensorSpec:
     # -- validation ----------------------------------------------------------------------
     def validate(self, value: Any) -> np.ndarray:
         """Convert ``value`` to a numpy array that fits this spec, or raise a pydantic error."""
+        if self.vector and type(value) is np.ndarray and value.dtype == _F32 and value.ndim == 1:
+            # The usual case (a float32 vector, as every store and model hands back), checked
+            # in one dot product: finite squares mean finite values; anything else (NaN,
+            # infinity, or huge values whose squares overflow) takes the full path below.
+            want = self.shape[0] if self.shape else None
+            if want is None or want == value.shape[0]:
+                squares = float(value.dot(value))
+                if squares - squares == 0:
+                    return value
         arr, from_python = _coerce(value)
         if arr.dtype.kind not in SUPPORTED_KINDS:
             raise PydanticCustomError(

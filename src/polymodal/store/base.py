@@ -205,15 +205,56 @@ class Store(StoreChecks[T], ABC):
         exact: bool | None = None,
     ) -> list[list[Hit]]:
         """:meth:`search` for many queries at once (one result list per query)."""
+        self._check_search(limit, aggregate)
+        if not len(queries):
+            return []
+        vf, matrix = self._query_matrix(queries, field)
+        return self._vector_search(vf, matrix, limit, self._filter(where), aggregate, exact)
+
+    def search_ids(
+        self,
+        query: Any,
+        *,
+        field: str | None = None,
+        limit: int = 10,
+        where: Mapping[str, Any] | None = None,
+        aggregate: Aggregate = "max",
+        exact: bool | None = None,
+    ) -> list[tuple[str, float]]:
+        """:meth:`search` without the documents: ``(id, score)`` pairs, best first.
+
+        The same ranking as :meth:`search` (same filters, nested aggregation and exact/ANN
+        choice), for callers that need only which documents match (recommendation lists,
+        deduplication, evaluation, fusion of several searches): no document is read or
+        validated, which on the embedded store makes a query several times cheaper.
+        """
+        self._check_search(limit, aggregate)
+        vf, matrix = self._query_matrix([query], field)
+        return self._vector_search_ids(vf, matrix, limit, self._filter(where), aggregate, exact)[0]
+
+    def search_ids_batch(
+        self,
+        queries: Sequence[Any] | np.ndarray,
+        *,
+        field: str | None = None,
+        limit: int = 10,
+        where: Mapping[str, Any] | None = None,
+        aggregate: Aggregate = "max",
+        exact: bool | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """:meth:`search_ids` for many queries at once (one list per query)."""
+        self._check_search(limit, aggregate)
+        if not len(queries):
+            return []
+        vf, matrix = self._query_matrix(queries, field)
+        return self._vector_search_ids(vf, matrix, limit, self._filter(where), aggregate, exact)
+
+    def _check_search(self, limit: int, aggregate: str) -> None:
         self._check_open()
         if limit <= 0:
             raise ConfigError(f"limit must be positive, got {limit}")
         if aggregate not in ("max", "mean"):
             raise ConfigError(f"aggregate must be 'max' or 'mean', got {aggregate!r}")
-        if not len(queries):
-            return []
-        vf, matrix = self._query_matrix(queries, field)
-        return self._vector_search(vf, matrix, limit, self._filter(where), aggregate, exact)
 
     def text_search(
         self,
@@ -361,6 +402,20 @@ class Store(StoreChecks[T], ABC):
         aggregate: Aggregate,
         exact: bool | None,
     ) -> list[list[Hit]]: ...
+
+    def _vector_search_ids(
+        self,
+        field: VectorField,
+        queries: np.ndarray,
+        limit: int,
+        where: flt.Filter | None,
+        aggregate: Aggregate,
+        exact: bool | None,
+    ) -> list[list[tuple[str, float]]]:
+        """The ranking of :meth:`_vector_search` without documents. This default reads them
+        anyway; backends override it with a path that does not."""
+        ranked = self._vector_search(field, queries, limit, where, aggregate, exact)
+        return [[(h.id, h.score) for h in hits] for hits in ranked]
 
     def _text_search(self, text: str, field: str | None, limit: int, where: flt.Filter | None, mode: str) -> list[Hit]:
         raise UnsupportedOperation(f"the {self.backend} backend does not support text search", capability="text")

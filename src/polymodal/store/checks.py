@@ -8,6 +8,7 @@ the store is still open.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
@@ -93,7 +94,9 @@ class StoreChecks(Generic[T]):
             )
 
     def _filter(self, where: Mapping[str, Any] | None) -> flt.Filter | None:
-        if where is not None and not self.capabilities.filter:
+        if where is None:
+            return None
+        if not self.capabilities.filter:
             self._require("filter")
         parsed = flt.parse(where, fields=self.doc_type.model_fields.keys())
         for path in flt.fields_of(parsed):
@@ -142,9 +145,21 @@ class StoreChecks(Generic[T]):
         )
 
     def _dim_of(self, vf: VectorField) -> int | None:
-        return vf.dim if vf.dim is not None else self._field_dim(vf.path)
+        if vf.dim is not None:
+            return vf.dim
+        known: dict[str, int] = self.__dict__.setdefault("_known_dims", {})
+        dim = known.get(vf.path)
+        if dim is None:
+            dim = self._field_dim(vf.path)
+            if dim is not None:  # fixed once and for ever (see _check_dims): ask the backend once
+                known[vf.path] = dim
+        return dim
 
     def _query_matrix(self, queries: Sequence[Any] | np.ndarray, field: str | None) -> tuple[VectorField, np.ndarray]:
+        if type(queries) is list and len(queries) == 1:
+            checked = self._one_query(queries[0], field)
+            if checked is not None:
+                return checked
         if isinstance(queries, np.ndarray) and queries.ndim == 2:
             rows = queries
         else:
@@ -163,6 +178,27 @@ class StoreChecks(Generic[T]):
                 raise SchemaError("a zero query vector has no direction for cosine search", field=vf.path)
             rows = rows / norms
         return vf, np.ascontiguousarray(rows, dtype=np.float32)
+
+    def _one_query(self, q: Any, field: str | None) -> tuple[VectorField, np.ndarray] | None:
+        """The checks of :meth:`_query_matrix` for the usual single query (a float32 vector of
+        the right size), with the same arithmetic, in a few microseconds; None for anything
+        else, which the general path then checks (and refuses with its messages)."""
+        if type(q) is not np.ndarray or q.ndim != 1 or q.dtype != np.float32:
+            return None
+        vf = self.vector_fields.get(field) if field is not None else None
+        if vf is None:
+            if field is not None or len(self.vector_fields) != 1:
+                return None
+            vf = next(iter(self.vector_fields.values()))
+        if q.shape[0] != (vf.dim if vf.dim is not None else self._dim_of(vf)):
+            return None
+        q64 = q.astype(np.float64)
+        squares = float(np.add.reduce(q64 * q64))  # as np.linalg.norm(axis=1) sums them
+        if not (squares > 0 and math.isfinite(squares)):  # NaN, infinity or zero: the general path says which
+            return None
+        if vf.metric == "cosine":
+            return vf, (q64 / math.sqrt(squares)).astype(np.float32)[None]
+        return vf, np.ascontiguousarray(q)[None]
 
     def _query_vector(self, query: Any, field: str | None) -> np.ndarray:
         if isinstance(query, Doc):

@@ -46,6 +46,7 @@ class AnnIndex:
         self.matrix = np.zeros((capacity, dim), np.float32)
         self.valid = np.zeros(capacity, bool)
         self.owner = np.zeros(capacity, np.int64)  # the document (row id) each slot belongs to
+        self.ids = np.full(capacity, None, dtype=object)  # and that document's id (search_ids reads no row)
         self.labeled = np.zeros(capacity, bool)  # slots ever added to the graph (deleted or not)
         self.pos: list[str] = [""] * capacity  # the sub-document position ("3" or "3.1") of each slot
         self.count = 0
@@ -73,6 +74,9 @@ class AnnIndex:
         owner[: self.capacity] = self.owner
         labeled = np.zeros(new_cap, bool)
         labeled[: self.capacity] = self.labeled
+        ids = np.full(new_cap, None, dtype=object)
+        ids[: self.capacity] = self.ids
+        self.ids = ids
         self.pos.extend([""] * (new_cap - self.capacity))
         self.matrix, self.valid, self.owner, self.labeled = matrix, valid, owner, labeled
         self._hnsw.resize_index(new_cap)
@@ -86,8 +90,16 @@ class AnnIndex:
             arr = np.asarray(arr / np.where(norms == 0, 1, norms), dtype=np.float32)
         return np.ascontiguousarray(arr, dtype=np.float32)
 
-    def set(self, slots: np.ndarray, vectors: np.ndarray, owners: Sequence[int], positions: Sequence[str]) -> None:
-        """Insert or overwrite the vectors at ``slots``, owned by documents ``owners``."""
+    def set(
+        self,
+        slots: np.ndarray,
+        vectors: np.ndarray,
+        owners: Sequence[int],
+        positions: Sequence[str],
+        ids: Sequence[str] | None = None,
+    ) -> None:
+        """Insert or overwrite the vectors at ``slots``, owned by documents ``owners`` (row ids)
+        whose ids are ``ids`` (None: unknown, searches then look them up)."""
         if not len(slots):
             return
         slots = np.asarray(slots, dtype=np.int64)
@@ -105,6 +117,7 @@ class AnnIndex:
         self.labeled[slots] = True
         self.matrix[slots] = arr
         self.owner[slots] = np.asarray(owners, dtype=np.int64)
+        self.ids[slots] = None if ids is None else np.array(ids, dtype=object)
         for slot, p in zip(slots.tolist(), positions, strict=True):
             self.pos[slot] = p
         self.count += int(np.count_nonzero(fresh))
@@ -116,6 +129,7 @@ class AnnIndex:
             if s < self.capacity and self.valid[s]:
                 self._hnsw.mark_deleted(s)
                 self.valid[s] = False
+                self.ids[s] = None
                 self.matrix[s] = 0
                 self.count -= 1
 
@@ -145,6 +159,30 @@ class AnnIndex:
         if use_exact:
             return self._exact(queries, k, allowed, n_cand)
         return self._ann(queries, k, allowed, ef)
+
+    def top_ids(
+        self, q: np.ndarray, k: int, *, exact: bool | None, ef: int, exact_threshold: int
+    ) -> list[tuple[str, float]] | None:
+        """:meth:`search` for one unfiltered query, as ``(document id, score)`` pairs; None when
+        an id is not known here (the caller then asks the database). The HNSW call is made
+        directly when ANN is the plan: this is the hot path of ``Store.search_ids``."""
+        k = min(k, self.count)
+        if k <= 0:
+            return []
+        if (exact if exact is not None else self.count * self.dim <= exact_threshold) or self.metric == "l2":
+            slots, scores = self.search(q[None], k, exact=exact, ef=ef, exact_threshold=exact_threshold)[0]
+            labels, values = slots, scores.tolist()
+        else:
+            if max(ef, k) != self._ef:
+                self._hnsw.set_ef(max(ef, k))
+                self._ef = max(ef, k)
+            try:
+                found, dists = self._hnsw.knn_query(q, k=k, num_threads=1)
+            except RuntimeError:
+                return self.top_ids(q, k, exact=True, ef=ef, exact_threshold=exact_threshold)
+            labels, values = found[0], (1.0 - dists[0]).tolist()  # as search(): float32 scores, exactly
+        ids = self.ids[labels].tolist()
+        return None if None in ids else list(zip(ids, values, strict=True))
 
     def _exact(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None, n_cand: int | None = None
@@ -191,7 +229,10 @@ class AnnIndex:
         except RuntimeError:  # the graph could not reach k allowed points: answer exactly
             return self._exact(queries, k, allowed)
         scores = -np.sqrt(np.maximum(dists, 0)) if self.metric == "l2" else 1.0 - dists
-        return [(labels[i].astype(np.int64), scores[i].astype(np.float64)) for i in range(len(queries))]
+        if len(queries) == 1:
+            return [(labels[0].astype(np.int64), scores[0].astype(np.float64))]
+        labels, scores = labels.astype(np.int64), scores.astype(np.float64)
+        return [(labels[i], scores[i]) for i in range(len(queries))]
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, directory: Path, stem: str) -> dict[str, Any]:
@@ -278,6 +319,7 @@ class AnnIndex:
         self.valid[:n] = valid
         self.owner = np.zeros(capacity, np.int64)
         self.owner[:n] = owner
+        self.ids = np.full(capacity, None, dtype=object)  # not saved: the store fills them from its database
         self.pos = [str(p) for p in pos] + [""] * (capacity - n)
         self.count = int(np.count_nonzero(valid))
         self.labeled = np.zeros(capacity, bool)

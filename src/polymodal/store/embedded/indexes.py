@@ -54,6 +54,10 @@ class VectorIndexes:
         self._snapshot = snapshot  # the store's read transaction (reentrant)
         self._indexes: dict[int, AnnIndex] = {}
         self._applied: dict[int, int] = {}
+        # fid -> the connection's data_version read before the index was last caught up: while
+        # it reads the same, no other connection committed since, so the index is current
+        # without a read transaction (this connection's writes are mirrored, see apply_local)
+        self.fresh: dict[int, int] = {}
         self.dirty = False  # written since the last checkpoint
 
     def index(self, fid: int) -> AnnIndex:
@@ -99,6 +103,17 @@ class VectorIndexes:
             index = self._build_index(fid)
         else:
             self._applied[fid] = seq
+            lo, hi = fid << db.FIELD_SHIFT, (fid + 1) << db.FIELD_SHIFT
+            # ids are not in the checkpoint: a slot's document is the same now unless its vector
+            # changed since, and those slots are replayed from the log right after this
+            rows = self._conn.execute(
+                "SELECT v.key, d.id FROM vectors v JOIN docs d ON d.rid = v.rid WHERE v.key >= ? AND v.key < ?",
+                (lo, hi),
+            ).fetchall()
+            if rows:
+                slots = np.fromiter((k - lo for k, _ in rows), dtype=np.int64, count=len(rows))
+                keep = slots < index.capacity
+                index.ids[slots[keep]] = np.array([i for _, i in rows], dtype=object)[keep]
         self._indexes[fid] = index
         return index
 
@@ -119,7 +134,9 @@ class VectorIndexes:
                 capacity=max(1024, count),
             )
             cur = self._conn.execute(
-                "SELECT key, rid, pos, vec FROM vectors WHERE key >= ? AND key < ? ORDER BY key", (lo, hi)
+                "SELECT v.key, v.rid, v.pos, v.vec, d.id FROM vectors v JOIN docs d ON d.rid = v.rid "
+                "WHERE v.key >= ? AND v.key < ? ORDER BY v.key",
+                (lo, hi),
             )
             while batch := cur.fetchmany(20_000):
                 _set_rows(index, batch, lo, dim)
@@ -134,8 +151,8 @@ class VectorIndexes:
                 return
             lo, hi = fid << db.FIELD_SHIFT, (fid + 1) << db.FIELD_SHIFT
             present = self._conn.execute(
-                "SELECT v.key, v.rid, v.pos, v.vec FROM vectors v JOIN (SELECT DISTINCT key FROM changes WHERE seq > ? "
-                "AND key >= ? AND key < ?) c ON v.key = c.key",
+                "SELECT v.key, v.rid, v.pos, v.vec, d.id FROM vectors v JOIN (SELECT DISTINCT key FROM changes "
+                "WHERE seq > ? AND key >= ? AND key < ?) c ON v.key = c.key JOIN docs d ON d.rid = v.rid",
                 (after, lo, hi),
             ).fetchall()
             absent = self._conn.execute(
@@ -148,16 +165,23 @@ class VectorIndexes:
         self._applied[fid] = seq
 
     def apply_local(
-        self, freed: list[tuple[int, int]], written: list[tuple[int, int, str, np.ndarray]], before: int, seq: int
+        self,
+        freed: list[tuple[int, int]],
+        written: list[tuple[int, int, str, np.ndarray]],
+        before: int,
+        seq: int,
+        ids: dict[int, str] | None = None,
     ) -> None:
         """Mirror a committed write into the loaded indexes (when they were current).
 
         The write is committed when this runs, so it must not fail: an index that cannot take
         the change (one built before its field's dimension was known, say) is dropped and
-        rebuilt from the database on next use.
+        rebuilt from the database on next use. ``ids`` maps the written rows' row ids to
+        document ids.
         """
         for fid, index in list(self._indexes.items()):
             if self._applied.get(fid) != before:
+                self.fresh.pop(fid, None)
                 continue  # behind already: the next sync replays the log instead
             lo = fid << db.FIELD_SHIFT
             mask = (1 << db.FIELD_SHIFT) - 1
@@ -167,10 +191,18 @@ class VectorIndexes:
                 mine = [w for w in written if w[0] >> db.FIELD_SHIFT == fid]
                 if mine:
                     slots = np.array([k - lo for k, _, _, _ in mine], dtype=np.int64)
-                    index.set(slots, np.stack([w[3] for w in mine]), [w[1] for w in mine], [w[2] for w in mine])
+                    owners = [w[1] for w in mine]
+                    index.set(
+                        slots,
+                        np.stack([w[3] for w in mine]),
+                        owners,
+                        [w[2] for w in mine],
+                        None if ids is None else [ids[r] for r in owners],
+                    )
             except Exception:  # noqa: BLE001 - any failure: forget the index, the database has it all
                 del self._indexes[fid]
                 self._applied.pop(fid, None)
+                self.fresh.pop(fid, None)
                 continue
             self._applied[fid] = seq
 
@@ -256,10 +288,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _set_rows(index: AnnIndex, rows: Sequence[tuple[int, int, str, bytes]], lo: int, dim: int) -> None:
-    """Load ``(key, rid, pos, vec)`` database rows into an index."""
+def _set_rows(index: AnnIndex, rows: Sequence[tuple[int, int, str, bytes, str]], lo: int, dim: int) -> None:
+    """Load ``(key, rid, pos, vec, id)`` database rows into an index."""
     if not rows:
         return
-    slots = np.fromiter((k - lo for k, _, _, _ in rows), dtype=np.int64, count=len(rows))
+    slots = np.fromiter((r[0] - lo for r in rows), dtype=np.int64, count=len(rows))
     vecs = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), dim)
-    index.set(slots, vecs, [r[1] for r in rows], [r[2] for r in rows])
+    index.set(slots, vecs, [r[1] for r in rows], [r[2] for r in rows], [r[4] for r in rows])

@@ -121,7 +121,7 @@ class EmbeddedStore(Store[T]):
                 conn.executemany("INSERT INTO changes(key) VALUES (?)", [(k,) for k in changed])
                 seq = db.last_seq(conn)
             self._ann.dirty = True
-            self._ann.apply_local(freed, written, applied_before, seq)
+            self._ann.apply_local(freed, written, applied_before, seq, dict(zip(rids, ids, strict=True)))
             self._ann.maybe_checkpoint(seq)
 
     def _delete(self, ids: list[str]) -> int:
@@ -192,7 +192,7 @@ class EmbeddedStore(Store[T]):
             positions = tuple(int(p) for p in pos.split(".")) if pos else ()
             vector = np.frombuffer(vec, dtype="<f4").copy()
             set_at(bodies[rid], path, self.vector_fields[path].nesting, positions, vector)
-        return {rid: self.doc_type.from_dict(body) for rid, body in bodies.items()}  # type: ignore[misc]
+        return dict(zip(bodies, self.doc_type.from_dicts(list(bodies.values())), strict=True))  # type: ignore[arg-type]
 
     def _get(self, ids: list[str]) -> list[T | None]:
         with self._lock, self._snapshot():
@@ -244,6 +244,57 @@ class EmbeddedStore(Store[T]):
             need = {rid for ranked in results for rid, _, _ in ranked}
             docs = self._load(sorted(need))
         return [ranked_hits(ranked, docs, field) for ranked in results]
+
+    def _vector_search_ids(
+        self,
+        field: VectorField,
+        queries: np.ndarray,
+        limit: int,
+        where: flt.Filter | None,
+        aggregate: Aggregate,
+        exact: bool | None,
+    ) -> list[list[tuple[str, float]]]:
+        fid = self._field_ids[field.path]
+        with self._lock:
+            if where is None and not field.nested:
+                # The common case reads nothing from the database: the index is current (no
+                # other connection committed since it was caught up) and knows each slot's id.
+                index = self._current_index(fid)
+                ef, threshold = self.config.ef_search, self.config.exact_threshold
+                out = []
+                for q in queries:
+                    top = index.top_ids(q, limit, exact=exact, ef=ef, exact_threshold=threshold)
+                    if top is None:
+                        break
+                    out.append(top)
+                else:
+                    return out
+            with self._snapshot():
+                index = self._index(fid)
+                allowed = None
+                if where is not None:
+                    allowed = allowed_slots(self._conn, self.doc_type, fid, where, index.capacity)
+                n_allowed = index.count if allowed is None else int(np.count_nonzero(allowed & index.valid))
+                results = [
+                    rank(index, q, limit, allowed, n_allowed, field.nested, aggregate, exact, self.config)
+                    for q in queries
+                ]
+                need = sorted({rid for ranked in results for rid, _, _ in ranked})
+                id_of = dict(_select_in(self._conn, "SELECT rid, id FROM docs WHERE rid IN ({})", need))
+        return [[(id_of[rid], score) for rid, score, _ in ranked if rid in id_of] for ranked in results]
+
+    def _current_index(self, fid: int) -> AnnIndex:
+        """The field's index, current with the database, checked in one ``PRAGMA`` when no other
+        connection wrote since the last check (caller holds ``_lock``)."""
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._ann.fresh.get(fid) == version:
+            index = self._ann._indexes.get(fid)
+            if index is not None:
+                return index
+        with self._snapshot():
+            index = self._index(fid)
+        self._ann.fresh[fid] = version  # read before the snapshot: a commit in between shows as a change
+        return index
 
     def _text_search(self, text: str, field: str | None, limit: int, where: flt.Filter | None, mode: str) -> list[Hit]:
         allowed_sql: str | None = None
@@ -358,6 +409,7 @@ for _name in (
     "_get",
     "_count",
     "_vector_search",
+    "_vector_search_ids",
     "_text_search",
     "_get_setting",
     "_set_setting",

@@ -135,7 +135,7 @@ def load_docs(
             positions = tuple(int(p) for p in pos.split(".")) if pos else ()
             vector = np.frombuffer(raw, dtype="<f4").copy()
             set_at(bodies[int(rid)], path, fields[path].nesting, positions, vector)
-    return {rid: doc_type.from_dict(body) for rid, body in bodies.items()}
+    return dict(zip(bodies, doc_type.from_dicts(list(bodies.values())), strict=True))
 
 
 def scan_page(

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ann",
     "ann_docs_sql",
+    "ann_ids_sql",
     "ann_session",
     "ann_settings",
     "ann_sql",
@@ -187,6 +188,20 @@ def ann_docs_sql(
         f"WITH c AS MATERIALIZED (SELECT v.rid, v.raw, v.vec {op} %b AS dist FROM {table} v {filt} "
         f"ORDER BY v.vec {op} %b LIMIT %s) SELECT c.rid, -c.dist, d.body, c.raw{extra} "
         f"FROM c JOIN {docs} d ON d.rid = c.rid ORDER BY c.dist, c.rid",
+        [query, *params, query, limit],
+    )
+
+
+def ann_ids_sql(
+    table: str, docs: str, op: str, query: np.ndarray, limit: int, where: tuple[str, list[Any]]
+) -> tuple[str, list[Any]]:
+    """:func:`ann_docs_sql` with only the document ids: ``(id, score)`` best first."""
+    sql, params = where
+    filt = "" if sql == "true" else f"WHERE (SELECT {sql} FROM {docs} d WHERE d.rid = v.rid)"
+    return (
+        f"WITH c AS MATERIALIZED (SELECT v.rid, v.vec {op} %b AS dist FROM {table} v {filt} "
+        f"ORDER BY v.vec {op} %b LIMIT %s) SELECT d.id, -c.dist FROM c JOIN {docs} d ON d.rid = c.rid "
+        "ORDER BY c.dist, c.rid",
         [query, *params, query, limit],
     )
 

@@ -277,7 +277,6 @@ class PgVectorStore(Store[T]):
             return [[] for _ in queries]
         fid = self._fields[field.path]
         table = self.names.vectors(fid)
-        op = ddl.OPERATOR[field.metric]
         filt = to_sql(where, self.doc_type)
         use_exact = self._plan(fid, dim, aggregate, exact)
         if not use_exact and self._one_statement(field, table):
@@ -286,29 +285,86 @@ class PgVectorStore(Store[T]):
                 return found
 
         def run(conn: Conn) -> tuple[list[list[search.Row]], dict[int, T]]:
-            codec.adapt(conn)
-            if not use_exact:
-                self._ann_settings(conn, limit, field.nested)
-            ranked = []
-            for q in queries:
-                rows = (
-                    None
-                    if use_exact
-                    else search.ann_top(conn, table, self.names.docs, op, q, limit, filt, field.nested)
-                )
-                if rows is None:
-                    if not use_exact:
-                        search.index_only(conn, False)
-                    rows = search.exact(
-                        conn, table, self.names.docs, op, q, limit, filt, nested=field.nested, aggregate=aggregate
-                    )
-                    if not use_exact:
-                        search.index_only(conn, True)
-                ranked.append(rows)
+            ranked = self._ranked(conn, field, queries, limit, filt, aggregate, use_exact)
             return ranked, self._load(conn, sorted({r for rows in ranked for r, _, _ in rows}))
 
         ranked, docs = self._pool.run(run, write=False, what="vector search", pipeline=True)
         return [ranked_hits(((rid, score, pos) for rid, pos, score in rows), docs, field) for rows in ranked]
+
+    def _vector_search_ids(
+        self,
+        field: VectorField,
+        queries: np.ndarray,
+        limit: int,
+        where: flt.Filter | None,
+        aggregate: Aggregate,
+        exact: bool | None,
+    ) -> list[list[tuple[str, float]]]:
+        """:meth:`_vector_search`'s ranking with the ids alone: no body or vector is read."""
+        dim = self._dim_of(field)
+        if dim is None:
+            return [[] for _ in queries]
+        fid = self._fields[field.path]
+        table = self.names.vectors(fid)
+        op = ddl.OPERATOR[field.metric]
+        filt = to_sql(where, self.doc_type)
+        use_exact = self._plan(fid, dim, aggregate, exact)
+        if not use_exact and self._one_statement(field, table):
+            ef = min(1000, max(self.config.ef_search, limit))
+            sql, params = search.ann_ids_sql(table, self.names.docs, op, queries[0], limit, filt)
+
+            def one(conn: Conn) -> list[list[tuple[Any, ...]]]:
+                codec.adapt(conn)
+                search.ann_session(conn, ef, self._iterative)
+                out = []
+                for q in queries:
+                    params[0] = params[-2] = q
+                    out.append(conn.execute(sql, params, binary=True).fetchall())
+                return out
+
+            found = self._pool.read_one(one, what="vector search")
+            if all(len(rows) >= limit for rows in found):
+                return [[(str(i), float(s)) for i, s in rows] for rows in found]
+
+        def run(conn: Conn) -> tuple[list[list[search.Row]], dict[int, str]]:
+            ranked = self._ranked(conn, field, queries, limit, filt, aggregate, use_exact)
+            need = sorted({r for rows in ranked for r, _, _ in rows})
+            found = conn.execute(f"SELECT rid, id FROM {self.names.docs} WHERE rid = ANY(%s)", [need]).fetchall()
+            return ranked, {int(r): str(i) for r, i in found}
+
+        ranked, id_of = self._pool.run(run, write=False, what="vector search", pipeline=True)
+        return [[(id_of[rid], score) for rid, _, score in rows if rid in id_of] for rows in ranked]
+
+    def _ranked(
+        self,
+        conn: Conn,
+        field: VectorField,
+        queries: np.ndarray,
+        limit: int,
+        filt: tuple[str, list[Any]],
+        aggregate: Aggregate,
+        use_exact: bool,
+    ) -> list[list[search.Row]]:
+        """Each query's top documents as ``(rid, position, score)``: ANN, or exact when asked
+        or when ANN found fewer than ``limit`` (inside the caller's transaction)."""
+        table = self.names.vectors(self._fields[field.path])
+        op = ddl.OPERATOR[field.metric]
+        codec.adapt(conn)
+        if not use_exact:
+            self._ann_settings(conn, limit, field.nested)
+        ranked = []
+        for q in queries:
+            rows = None if use_exact else search.ann_top(conn, table, self.names.docs, op, q, limit, filt, field.nested)
+            if rows is None:
+                if not use_exact:
+                    search.index_only(conn, False)
+                rows = search.exact(
+                    conn, table, self.names.docs, op, q, limit, filt, nested=field.nested, aggregate=aggregate
+                )
+                if not use_exact:
+                    search.index_only(conn, True)
+            ranked.append(rows)
+        return ranked
 
     def _one_statement(self, field: VectorField, table: str) -> bool:
         """Whether an ANN search can be the one-statement kind: a field with one vector per
@@ -352,8 +408,8 @@ class PgVectorStore(Store[T]):
             return None
         out = []
         for rows in results:
-            hits = []
-            for _rid, score, body, raw, *extra in rows:
+            bodies = []
+            for _rid, _score, body, raw, *extra in rows:
                 set_at(body, field.path, field.nesting, (), np.frombuffer(raw, dtype="<f4").copy())
                 for k, (path, _) in enumerate(others):
                     positions, raws = extra[2 * k], extra[2 * k + 1]
@@ -361,9 +417,14 @@ class PgVectorStore(Store[T]):
                         at = tuple(int(x) for x in pos.split(".")) if pos else ()
                         nesting = self.vector_fields[path].nesting
                         set_at(body, path, nesting, at, np.frombuffer(vec, dtype="<f4").copy())
-                doc = self.doc_type.from_dict(body)
-                hits.append(Hit(id=doc.id, score=float(score), doc=doc, match=None, field=field.path))
-            out.append(hits)
+                bodies.append(body)
+            docs = self.doc_type.from_dicts(bodies)
+            out.append(
+                [
+                    Hit(id=doc.id, score=float(row[1]), doc=doc, match=None, field=field.path)
+                    for row, doc in zip(rows, docs, strict=True)
+                ]
+            )
         return out
 
     def _plan(self, fid: int, dim: int, aggregate: str, exact: bool | None) -> bool:

@@ -1,0 +1,95 @@
+"""The embedded store's ``search_ids`` fast path: it reads no row, so what it keeps in memory
+(each slot's document id, and whether the index is current) must follow every change."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import polymodal as pm
+
+
+class Item(pm.Doc):
+    title: str
+    embedding: pm.Vector[4] | None = None
+
+
+def unit(i: int) -> np.ndarray:
+    v = np.zeros(4, np.float32)
+    v[i] = 1.0
+    return v
+
+
+@pytest.fixture
+def path(tmp_path):
+    with pm.open(tmp_path / "s", schema=Item) as s:
+        s.add([Item(id=f"d{i}", title=f"t{i}", embedding=unit(i % 4) + 0.01 * i) for i in range(40)])
+    return tmp_path / "s"
+
+
+def ids_of(store, q, limit=5):
+    return [i for i, _ in store.search_ids(q, field="embedding", limit=limit, exact=False)]
+
+
+def test_another_handles_writes_show_at_once(path):
+    """A write through another connection (another process, or another handle here) is seen
+    by the next search_ids: its data_version check catches the index up."""
+    with pm.open(path) as reader, pm.open(path) as writer:
+        q = np.array([1, 0.5, 0, 0], np.float32)  # no stored vector points this way
+        assert ids_of(reader, q)[0] != "fresh"
+        writer.add(Item(id="fresh", title="x", embedding=q * 5))
+        assert ids_of(reader, q)[0] == "fresh"
+        writer.add(Item(id="fresh", title="x", embedding=unit(1) * 5))  # moved away
+        assert "fresh" not in ids_of(reader, q, 10)
+        writer.delete(["fresh"])
+        assert "fresh" not in ids_of(reader, unit(1), 40)
+        assert ids_of(reader, unit(2), 40) == [h.id for h in reader.search(unit(2), field="embedding", limit=40)]
+
+
+def test_writes_from_another_process_show(path):
+    code = textwrap.dedent(
+        f"""
+        import polymodal as pm
+        with pm.open({str(path)!r}) as s:  # the stored schema
+            s.add([{{"id": "other-process", "title": "x", "embedding": [0, 0.3, 9, 0]}}])
+            s.delete(["d2"])
+        """
+    )
+    with pm.open(path) as reader:
+        q = np.array([0, 0.3, 9, 0], np.float32)
+        assert "d2" in ids_of(reader, q, 40)
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+        got = ids_of(reader, q, 40)
+        assert got[0] == "other-process" and "d2" not in got
+
+
+def test_ids_survive_a_checkpoint_and_reopen(path):
+    """Ids are not saved with the checkpoint: reopening fills them from the database, and a
+    change made after the checkpoint replays over them."""
+    with pm.open(path) as s:
+        s.checkpoint()
+        s.add(Item(id="after", title="x", embedding=np.array([0, 0, 0.2, 7], np.float32)))
+    with pm.open(path) as s:
+        index = s._current_index(s._field_ids["embedding"])
+        assert all(index.ids[index.valid])  # every live slot knows its document
+        assert ids_of(s, np.array([0, 0, 0.2, 7], np.float32))[0] == "after"
+        assert sorted(ids_of(s, unit(0), 100)) == sorted(h.id for h in s.search(unit(0), field="embedding", limit=100))
+
+
+def test_unknown_ids_fall_back_to_the_database(path):
+    with pm.open(path) as s:
+        want = s.search_ids(unit(1), field="embedding", limit=5)
+        index = s._current_index(s._field_ids["embedding"])
+        index.ids[:] = None  # as if an index came without them: the answer must not change
+        assert s.search_ids(unit(1), field="embedding", limit=5) == want
+
+
+def test_a_closed_store_refuses(path):
+    s = pm.open(path)
+    s.close()
+    with pytest.raises(pm.ConfigError, match="closed"):
+        s.search_ids(unit(0), field="embedding")
