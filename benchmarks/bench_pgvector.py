@@ -11,8 +11,8 @@ seeded shuffle) and the same HNSW parameters (M=16, ef_construction=200, cosine)
   format, ingest by binary ``COPY`` in batches of 10,000 then ``CREATE INDEX ... USING hnsw
   (vec vector_cosine_ops)``; search ``SET hnsw.ef_search``, ``ORDER BY vec <=> %s LIMIT 10``;
 * polymodal's pgvector store (``polymodal.open("postgresql://...", schema=...)``): ``add`` in
-  batches of 10,000, then ``search`` (hits with their documents) and the ids + scores part of
-  the same path (a prototype of a ``docs=False`` search, built from the store's own functions);
+  batches of 10,000, then ``search`` (hits with their documents) and ``search_ids`` (ids +
+  scores, no document read);
 * polymodal's embedded store (``bench_store.Polymodal``: ``add`` in 10,000-batches +
   ``checkpoint``), for scale.
 
@@ -392,43 +392,18 @@ class PmPg(Lib):
             )
         # below exact_threshold polymodal would search exactly: ask for ANN so HNSW is compared with HNSW
         self.exact: bool | None = None if ds.n * ds.dim > self.store.config.exact_threshold else False
-        self._proto_sql()
 
     def set_ef(self, ef: int) -> None:
         self.ef = ef
         self.store.config = self.store.config.model_copy(update={"ef_search": ef})
 
     def ids(self, q: np.ndarray) -> list[tuple[str, float]]:
-        """``search`` without loading documents, built from the store's own pieces (a prototype
-        of ``search(..., docs=False)``): the same checks and plan, then the ANN query joined with
-        the document ids only, one statement (as ``store.search`` does with the bodies)."""
-        from polymodal.store.pgvector import codec
-
-        store = self.store
-        vf, qm = store._query_matrix([q], "embedding")
-        exact = store._plan(self.fid, 512 if vf.dim is None else vf.dim, "max", self.exact)
-        assert not exact
-
-        ef = min(1000, max(store.config.ef_search, K))
-
-        def run(conn: Any) -> Any:
-            codec.adapt(conn)
-            self.search_mod.ann_session(conn, ef, store._iterative)
-            return conn.execute(self.ids_sql, {"q": qm[0]}, binary=True).fetchall()
-
-        rows = store._pool.read_one(run, what="vector search")
-        assert len(rows) == K  # fewer: store.search would fall back to exact
-        return rows
+        """``store.search_ids``: the same checks and plan as ``search``, the ANN query joined
+        with the document ids only, one statement."""
+        return self.store.search_ids(q, field="embedding", limit=K, exact=self.exact)
 
     def docs(self, q: np.ndarray) -> object:
         return self.store.search(q, field="embedding", limit=K, exact=self.exact)
-
-    def _proto_sql(self) -> None:
-        self.ids_sql = (
-            f"WITH c AS MATERIALIZED (SELECT v.rid, v.vec <#> %(q)b AS dist FROM {self.table} v "
-            f"ORDER BY v.vec <#> %(q)b LIMIT {K}) "
-            f"SELECT d.id, -c.dist FROM c JOIN {self.docs_table} d ON d.rid = c.rid ORDER BY c.dist, c.rid"
-        )
 
     def paths(self) -> dict[str, Callable[[np.ndarray], object]]:
         return {"ids": self.ids, "docs": self.docs}
@@ -890,11 +865,11 @@ def explain_filtered(raw: RawPg, pmpg: PmPg, q: np.ndarray, cat: int, op: dict[s
 LABELS = {
     "raw:ids": "raw SQL: `ORDER BY vec <=> q LIMIT 10`, binary vector (ids + scores)",
     "raw:docs": "raw SQL returning the 10 rows (id, text, category, vector)",
-    "pgvector:ids": "polymodal pgvector: ids + scores (prototype of `docs=False`: checks + plan + ANN joined with ids)",
+    "pgvector:ids": "polymodal pgvector: `store.search_ids` (ids + scores)",
     "pgvector:docs": "polymodal pgvector: `store.search` (Hits with the 10 documents)",
     "pgvector:ids@raw-ef": "polymodal pgvector: ids + scores at raw's ef",
     "pgvector:docs@raw-ef": "polymodal pgvector: `store.search` at raw's ef",
-    "embedded:ids": "polymodal embedded: ids + scores (bench_store prototype)",
+    "embedded:ids": "polymodal embedded: `store.search_ids` (ids + scores)",
     "embedded:docs": "polymodal embedded: `store.search` (Hits with documents)",
     "embedded:ids@raw-ef": "polymodal embedded: ids + scores at raw pgvector's ef",
 }

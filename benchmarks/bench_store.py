@@ -59,13 +59,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 NOTES = """\
 Where the time goes (from the tables below and a profile of the same calls at 100k x 512):
 
-* polymodal's own ANN call (`AnnIndex.search`, the HNSW query plus its wrapper) runs at 0.94x raw
-  hnswlib at both sizes: the graph and the parameters are the same. What the ids + scores path adds
-  is fixed per call, about 0.1-0.15 ms: checking and normalising the query vector
-  (`Store._query_matrix`), the read snapshot and the change-log check that catch the index up with
-  other processes' writes, and one SQLite lookup of the 10 document ids. Right after an HNSW query
-  over a large index this Python and SQLite work runs with cold caches, so it costs 2-4x what it
-  costs in isolation. At 1M x 128 raw hnswlib answers in 0.07 ms, so the same 0.1 ms is 2.5x.
+* polymodal's own ANN call (`AnnIndex.search`, the HNSW query plus its wrapper) runs at the speed
+  of raw hnswlib: the graph and the parameters are the same. `store.search_ids` adds a few
+  microseconds per call: checking and normalising the query (one pass over it), one
+  `PRAGMA data_version` (has another connection written since the index was caught up? if so, the
+  read snapshot and change-log catch-up run first), and the slot -> document id map kept in
+  memory beside the graph. Right after an HNSW query over a large index this Python and SQLite
+  work runs with cold caches, so it costs more than it does in isolation.
 * With documents, most of the rest is building 10 validated `Doc` objects from SQLite rows
   (`EmbeddedStore._load`, about 0.1-0.25 ms).
 * DocArray: at 100k x 512 its `find` (1.98 ms) is only 5.5x raw hnswlib (0.36 ms), so 5x faster
@@ -377,10 +377,8 @@ class Polymodal(Lib):
 
     def __init__(self, ds: Dataset, tmp: Path, *, text_fields: tuple[str, ...] | None = (), index: bool = True) -> None:
         import polymodal as pm
-        from polymodal.store.embedded.store import _select_in
 
         super().__init__()
-        self._select_in = _select_in
         Doc = bench_doc_type(ds.dim)
         self.Doc = Doc
         m0 = rss_mb()
@@ -432,16 +430,9 @@ class Polymodal(Lib):
         return self.index.search(q[None], K, ef=self.ef, exact_threshold=self.store.config.exact_threshold)
 
     def ids(self, q: np.ndarray) -> list[tuple[str, float]]:
-        """What a ``search(..., docs=False)`` would do: check and normalise the query, catch the
-        index up, search, map slots to document ids with one SQL query. A prototype."""
-        store = self.store
-        _, qm = store._query_matrix([q], "embedding")
-        with store._lock, store._snapshot():  # one read snapshot, as store.search takes
-            index = store._index(self.fid)
-            slots, scores = index.search(qm, K, ef=self.ef, exact_threshold=store.config.exact_threshold)[0]
-            rids = index.owner[slots].tolist()
-            ids = dict(self._select_in(store._conn, "SELECT rid, id FROM docs WHERE rid IN ({})", rids))
-        return [(ids[r], s) for r, s in zip(rids, scores.tolist(), strict=True)]
+        """``store.search_ids``: the public ids + scores search (checks, freshness check, ANN,
+        slot -> id from memory)."""
+        return self.store.search_ids(q, field="embedding", limit=K)
 
     def docs(self, q: np.ndarray) -> object:
         return self.store.search(q, field="embedding", limit=K)
@@ -727,7 +718,7 @@ LABELS = {
     "hnswlib:docs": "raw hnswlib + raw SQLite fetch of the 10 rows",
     "faiss:ids": "raw faiss `IndexHNSWFlat.search` (ids + scores)",
     "polymodal:ann": "polymodal `AnnIndex.search` (internal, slots + scores)",
-    "polymodal:ids": "polymodal ids + scores (prototype: checks + catch-up + ANN + id lookup)",
+    "polymodal:ids": "polymodal `store.search_ids` (ids + scores)",
     "polymodal:docs": "polymodal `store.search` (Hits with the 10 documents)",
     "polymodal:ids@hnswlib-ef": "polymodal ids + scores at raw hnswlib's ef",
     "polymodal:docs@hnswlib-ef": "polymodal `store.search` at raw hnswlib's ef",

@@ -93,7 +93,8 @@ class TensorSpec:
             # infinity, or huge values whose squares overflow) takes the full path below.
             want = self.shape[0] if self.shape else None
             if want is None or want == value.shape[0]:
-                squares = float(value.dot(value))
+                with np.errstate(over="ignore", invalid="ignore"):
+                    squares = float(value.dot(value))
                 if squares - squares == 0:
                     return value
         arr, from_python = _coerce(value)

@@ -399,7 +399,7 @@ class PgVectorStore(Store[T]):
             search.ann_session(conn, ef, self._iterative)
             out = []
             for q in queries:
-                params[0] = params[-2] = q
+                params[-2] = q
                 out.append(conn.execute(sql, params, binary=True).fetchall())
             return out
 
@@ -407,10 +407,14 @@ class PgVectorStore(Store[T]):
         if any(len(rows) < limit for rows in results):
             return None
         out = []
-        for rows in results:
+        for q, found in zip(queries, results, strict=True):
+            vecs = np.frombuffer(b"".join(r[2] for r in found), dtype="<f4").reshape(len(found), -1).copy()
+            scores = search.client_scores(vecs, q, field.metric).tolist()
+            order = sorted(range(len(found)), key=lambda i: (-scores[i], found[i][0]))
+            rows = [found[i] for i in order]
             bodies = []
-            for _rid, _score, body, raw, *extra in rows:
-                set_at(body, field.path, field.nesting, (), np.frombuffer(raw, dtype="<f4").copy())
+            for i, (_rid, body, _raw, *extra) in zip(order, rows, strict=True):
+                set_at(body, field.path, field.nesting, (), vecs[i])
                 for k, (path, _) in enumerate(others):
                     positions, raws = extra[2 * k], extra[2 * k + 1]
                     for pos, vec in zip(positions or (), raws or (), strict=True):
@@ -421,8 +425,8 @@ class PgVectorStore(Store[T]):
             docs = self.doc_type.from_dicts(bodies)
             out.append(
                 [
-                    Hit(id=doc.id, score=float(row[1]), doc=doc, match=None, field=field.path)
-                    for row, doc in zip(rows, docs, strict=True)
+                    Hit(id=doc.id, score=scores[i], doc=doc, match=None, field=field.path)
+                    for i, doc in zip(order, docs, strict=True)
                 ]
             )
         return out
