@@ -153,16 +153,44 @@ def ann_top(
         depth *= 4
 
 
+def _nearest(
+    table: str,
+    docs: str,
+    op: str,
+    query: np.ndarray,
+    limit: int,
+    where: tuple[str, list[Any]],
+    columns: str,
+    *,
+    dist: bool,
+) -> tuple[str, list[Any]]:
+    """``WITH c AS (...)``: the ``limit`` nearest rows of ``table`` by its HNSW index, the filter
+    inside, with ``columns`` of each (``v.``) and their distance as ``dist`` when asked (which
+    reads the vector again from the row: leave it out when the caller scores the vectors). The
+    parameters hold the query at index -2, and also at 0 with ``dist``."""
+    sql, params = where
+    filt = "" if sql == "true" else f"WHERE (SELECT {sql} FROM {docs} d WHERE d.rid = v.rid)"
+    if dist:
+        columns, params = f"{columns}, v.vec {op} %b AS dist", [query, *params]
+    return (
+        f"WITH c AS MATERIALIZED (SELECT {columns} FROM {table} v {filt} ORDER BY v.vec {op} %b LIMIT %s)",
+        [*params, query, limit],
+    )
+
+
 def ann_sql(
     table: str, docs: str, op: str, query: np.ndarray, limit: int, where: tuple[str, list[Any]]
 ) -> tuple[str, list[Any]]:
-    sql, params = where
-    filt = "" if sql == "true" else f"WHERE (SELECT {sql} FROM {docs} d WHERE d.rid = v.rid)"
-    return (
-        f"WITH c AS MATERIALIZED (SELECT v.rid, v.pos, v.vec {op} %b AS dist FROM {table} v {filt} "
-        f"ORDER BY v.vec {op} %b LIMIT %s) SELECT rid, pos, -dist FROM c ORDER BY dist, rid",
-        [query, *params, query, limit],
-    )
+    cte, params = _nearest(table, docs, op, query, limit, where, "v.rid, v.pos", dist=True)
+    return f"{cte} SELECT rid, pos, -dist FROM c ORDER BY dist, rid", params
+
+
+def ann_ids_sql(
+    table: str, docs: str, op: str, query: np.ndarray, limit: int, where: tuple[str, list[Any]]
+) -> tuple[str, list[Any]]:
+    """:func:`ann_docs_sql` with only the document ids: ``(id, score)`` best first."""
+    cte, params = _nearest(table, docs, op, query, limit, where, "v.rid", dist=True)
+    return f"{cte} SELECT d.id, -c.dist FROM c JOIN {docs} d ON d.rid = c.rid ORDER BY c.dist, c.rid", params
 
 
 def ann_docs_sql(
@@ -182,19 +210,13 @@ def ann_docs_sql(
     No distance is selected: the caller scores the raw vectors it receives anyway (see
     :func:`client_scores`), which spares the server reading each scored vector a second time
     out of TOAST storage (about 15 us a row at 512 dimensions)."""
-    sql, params = where
-    filt = "" if sql == "true" else f"WHERE (SELECT {sql} FROM {docs} d WHERE d.rid = v.rid)"
+    cte, params = _nearest(table, docs, op, query, limit, where, "v.rid, v.raw", dist=False)
     extra = "".join(
         f", (SELECT array_agg(o.pos ORDER BY o.pos) FROM {t} o WHERE o.rid = c.rid), "
         f"(SELECT array_agg(o.raw ORDER BY o.pos) FROM {t} o WHERE o.rid = c.rid)"
         for t in others
     )
-    return (
-        f"WITH c AS MATERIALIZED (SELECT v.rid, v.raw FROM {table} v {filt} "
-        f"ORDER BY v.vec {op} %b LIMIT %s) SELECT c.rid, d.body, c.raw{extra} "
-        f"FROM c JOIN {docs} d ON d.rid = c.rid",
-        [*params, query, limit],
-    )
+    return f"{cte} SELECT c.rid, d.body, c.raw{extra} FROM c JOIN {docs} d ON d.rid = c.rid", params
 
 
 def client_scores(raws: np.ndarray, query: np.ndarray, metric: str) -> np.ndarray:
@@ -213,20 +235,6 @@ def client_scores(raws: np.ndarray, query: np.ndarray, metric: str) -> np.ndarra
     else:
         scores = x @ q
     return scores
-
-
-def ann_ids_sql(
-    table: str, docs: str, op: str, query: np.ndarray, limit: int, where: tuple[str, list[Any]]
-) -> tuple[str, list[Any]]:
-    """:func:`ann_docs_sql` with only the document ids: ``(id, score)`` best first."""
-    sql, params = where
-    filt = "" if sql == "true" else f"WHERE (SELECT {sql} FROM {docs} d WHERE d.rid = v.rid)"
-    return (
-        f"WITH c AS MATERIALIZED (SELECT v.rid, v.vec {op} %b AS dist FROM {table} v {filt} "
-        f"ORDER BY v.vec {op} %b LIMIT %s) SELECT d.id, -c.dist FROM c JOIN {docs} d ON d.rid = c.rid "
-        "ORDER BY c.dist, c.rid",
-        [query, *params, query, limit],
-    )
 
 
 def exact(
