@@ -21,7 +21,7 @@ import contextlib
 import functools
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -245,6 +245,30 @@ class EmbeddedStore(Store[T]):
             docs = self._load(sorted(need))
         return [ranked_hits(ranked, docs, field) for ranked in results]
 
+    def search_ids(
+        self,
+        query: Any,
+        *,
+        field: str | None = None,
+        limit: int = 10,
+        where: Mapping[str, Any] | None = None,
+        aggregate: Aggregate = "max",
+        exact: bool | None = None,
+    ) -> list[tuple[str, float]]:
+        # The hot path, inlined: one float32 query, no filter, a top-level field (every other
+        # case, and every error, goes through the contract's checks in Store.search_ids).
+        if where is None and not self._closed and limit > 0 and aggregate in ("max", "mean"):
+            checked = self._one_query(query, field)
+            if checked is not None and not checked[0].nested:
+                vf, row = checked
+                with self._lock:
+                    index = self._current_index(self._field_ids[vf.path])
+                    ef, threshold = self.config.ef_search, self.config.exact_threshold
+                    top = index.top_ids(row[0], limit, exact=exact, ef=ef, exact_threshold=threshold)
+                if top is not None:
+                    return top
+        return super().search_ids(query, field=field, limit=limit, where=where, aggregate=aggregate, exact=exact)
+
     def _vector_search_ids(
         self,
         field: VectorField,
@@ -404,6 +428,7 @@ def _wrap_iter(fn: Any) -> Any:
 
 
 for _name in (
+    "search_ids",
     "_add",
     "_delete",
     "_get",
