@@ -156,12 +156,12 @@ def check_index_matches_db(store) -> None:
         assert index.count == len(rows)
         for key, rid, pos, vec in rows:
             slot = key - lo
-            want = index.prepare(np.frombuffer(vec, "<f4")[None])[0]
-            assert np.allclose(index.matrix[slot], want, atol=1e-6)
+            assert index.matrix[slot].tobytes() == vec  # the vector exactly as stored
+            assert np.allclose(index.unit(np.array([slot]))[0], index.prepare(np.frombuffer(vec, "<f4")[None])[0])
             assert (int(index.owner[slot]), index.pos[slot]) == (rid, pos)
         if len(slots):
             graph = np.asarray(index._hnsw.get_items(slots, return_type="numpy"))
-            assert np.allclose(graph, index.matrix[slots], atol=1e-6)
+            assert np.allclose(graph, index.unit(slots), atol=1e-6)
         for label in set(index._hnsw.get_ids_list()) - set(slots.tolist()):
             with pytest.raises(RuntimeError):  # a freed slot is deleted in the graph too
                 index._hnsw.get_items([label])

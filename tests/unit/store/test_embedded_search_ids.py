@@ -93,3 +93,54 @@ def test_a_closed_store_refuses(path):
     s.close()
     with pytest.raises(pm.ConfigError, match="closed"):
         s.search_ids(unit(0), field="embedding")
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_hits_carry_the_vectors_as_stored(tmp_path, metric):
+    """With one vector field, a search takes each hit's vector from the index's matrix (no
+    second read): it must be the stored vector bit for bit, however large or small."""
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(30, 4)).astype(np.float32)
+    vecs[0] = [3e38, -3e38, 1e-40, 0]  # near float32's limits (products overflow float32)
+    vecs[1] = 0  # a zero vector
+    vecs[2] *= 1e-30
+    with pm.open(tmp_path / "s", schema=Item, metric=metric) as s:
+        s.add([Item(id=f"d{i}", title="t", embedding=v) for i, v in enumerate(vecs)])
+        for exact in (True, False):
+            for q in (vecs[0], vecs[3], np.ones(4, np.float32)):
+                hits = s.search(q, field="embedding", limit=30, exact=exact)
+                assert len(hits) == 30
+                if metric == "cosine":  # ip and l2 of such vectors are genuinely past float32's range
+                    assert all(np.isfinite(h.score) for h in hits)
+                for h in hits:
+                    assert h.doc.embedding.tobytes() == vecs[int(h.id[1:])].tobytes()
+                assert [i for i, _ in s.search_ids(q, field="embedding", limit=30, exact=exact)] == [h.id for h in hits]
+        top = s.search(vecs[0], field="embedding", limit=1, exact=True)[0]
+        assert top.id == "d0"
+        if metric == "cosine":
+            assert top.score == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_checkpoint_of_the_old_layout_is_rebuilt(path):
+    """Checkpoints written before the matrix held vectors as stored (normalised cosine vectors,
+    no ``matrix_raw`` in the manifest) are ignored and the index rebuilt from the database."""
+    import json
+
+    from polymodal.store.embedded.ann import _file_digest
+
+    with pm.open(path) as s:
+        s.checkpoint()
+        stored = {d.id: d for d in s}
+    manifest = path / "ann" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    for entry in data["fields"].values():
+        del entry["matrix_raw"]
+        matrix = path / "ann" / entry["matrix"]
+        old = np.load(matrix)
+        norms = np.linalg.norm(old, axis=1, keepdims=True)
+        np.save(matrix, (old / np.where(norms == 0, 1, norms)).astype(np.float32))  # what it used to hold
+        entry["digests"][matrix.name] = _file_digest(matrix)
+    manifest.write_text(json.dumps(data))
+    with pm.open(path) as s:
+        hits = s.search(unit(1) + 0.2, field="embedding", limit=40, exact=False)
+        assert len(hits) == 40 and all(h.doc == stored[h.id] for h in hits)

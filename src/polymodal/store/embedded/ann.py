@@ -36,7 +36,12 @@ def _hnswlib() -> Any:
 
 
 class AnnIndex:
-    """HNSW + flat matrix for one vector field (cosine vectors are stored normalised)."""
+    """HNSW + flat matrix for one vector field.
+
+    The graph holds cosine vectors normalised; the matrix holds every vector exactly as stored
+    in the database (so a search can hand documents their vectors without reading them again),
+    with ``scale`` = 1 / norm per slot for cosine scoring (0 for a zero vector, which scores 0).
+    """
 
     def __init__(self, dim: int, metric: str, *, m: int = 16, ef_construction: int = 200, capacity: int = 1024) -> None:
         self.dim = dim
@@ -44,6 +49,7 @@ class AnnIndex:
         self.m = m
         self.ef_construction = ef_construction
         self.matrix = np.zeros((capacity, dim), np.float32)
+        self.scale = np.zeros(capacity, np.float32)  # cosine: 1 / norm of each slot's vector
         self.valid = np.zeros(capacity, bool)
         self.owner = np.zeros(capacity, np.int64)  # the document (row id) each slot belongs to
         self.ids = np.full(capacity, None, dtype=object)  # and that document's id (search_ids reads no row)
@@ -68,6 +74,9 @@ class AnnIndex:
         new_cap = max(needed, int(self.capacity * 1.5) + 1024)
         matrix = np.zeros((new_cap, self.dim), np.float32)
         matrix[: self.capacity] = self.matrix
+        scale = np.zeros(new_cap, np.float32)
+        scale[: self.capacity] = self.scale
+        self.scale = scale
         valid = np.zeros(new_cap, bool)
         valid[: self.capacity] = self.valid
         owner = np.zeros(new_cap, np.int64)
@@ -83,12 +92,19 @@ class AnnIndex:
         self._ef = -1
 
     def prepare(self, vectors: np.ndarray) -> np.ndarray:
-        """Vectors as stored: float32, normalised for cosine (zero vectors stay zero)."""
+        """Vectors as the graph holds them: float32, normalised for cosine (zero vectors stay zero)."""
         arr = np.asarray(vectors, dtype=np.float32)
         if self.metric == "cosine" and len(arr):
-            norms = np.linalg.norm(arr.astype(np.float64), axis=1, keepdims=True)  # float32 squares overflow near 1e19
+            norms = _norms(arr)[:, None]
             arr = np.asarray(arr / np.where(norms == 0, 1, norms), dtype=np.float32)
         return np.ascontiguousarray(arr, dtype=np.float32)
+
+    def unit(self, slots: np.ndarray) -> np.ndarray:
+        """The vectors at ``slots`` as scored: a copy, normalised for cosine."""
+        rows: np.ndarray = self.matrix[slots]
+        if self.metric == "cosine":
+            rows *= self.scale[slots][:, None]
+        return rows
 
     def set(
         self,
@@ -103,7 +119,8 @@ class AnnIndex:
         if not len(slots):
             return
         slots = np.asarray(slots, dtype=np.int64)
-        arr = self.prepare(vectors)
+        raw = np.ascontiguousarray(vectors, dtype=np.float32)
+        arr = self.prepare(raw)
         self._grow(int(slots.max()) + 1)
         fresh = ~self.valid[slots]
         # A label already in the graph (a live slot overwritten, or a freed one reused; hnswlib
@@ -115,7 +132,9 @@ class AnnIndex:
         if not known.all():
             self._hnsw.add_items(arr[~known], slots[~known], num_threads=min(2, os.cpu_count() or 1))
         self.labeled[slots] = True
-        self.matrix[slots] = arr
+        self.matrix[slots] = raw
+        if self.metric == "cosine":
+            self.scale[slots] = _inverse(_norms(raw))
         self.owner[slots] = np.asarray(owners, dtype=np.int64)
         self.ids[slots] = None if ids is None else np.array(ids, dtype=object)
         for slot, p in zip(slots.tolist(), positions, strict=True):
@@ -131,6 +150,7 @@ class AnnIndex:
                 self.valid[s] = False
                 self.ids[s] = None
                 self.matrix[s] = 0
+                self.scale[s] = 0
                 self.count -= 1
 
     # -- search --------------------------------------------------------------------------------
@@ -197,9 +217,12 @@ class AnnIndex:
         gather = 4 * n_cand < self.capacity
         cand = np.flatnonzero(mask) if gather else None
         sub = self.matrix[cand] if cand is not None else self.matrix
+        scale = None
+        if self.metric == "cosine":
+            scale = self.scale[cand] if cand is not None else self.scale
         out = []
         for q in queries:
-            scores = -np.linalg.norm(sub - q, axis=1) if self.metric == "l2" else sub @ q
+            scores = -np.linalg.norm(sub - q, axis=1) if self.metric == "l2" else self.dots(sub, q, scale)
             if cand is None:
                 scores[~mask] = -np.inf
                 top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.flatnonzero(mask)
@@ -210,6 +233,21 @@ class AnnIndex:
             order = np.lexsort((slots, -scores[top]))
             out.append((slots[order], scores[top][order].astype(np.float64)))
         return out
+
+    @staticmethod
+    def dots(rows: np.ndarray, q: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+        """``rows @ q``, times ``scale`` (cosine); rows whose product overflows float32 (values
+        near its limit) are scored again in float64."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores: np.ndarray = rows @ q
+            if scale is not None:
+                scores *= scale
+        if not np.isfinite(scores).all():
+            bad = ~np.isfinite(scores)
+            wide = rows[bad].astype(np.float64) @ q.astype(np.float64)
+            with np.errstate(over="ignore"):  # ip past float32's range stays infinite
+                scores[bad] = wide if scale is None else wide * scale[bad]
+        return scores
 
     def _ann(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None, ef: int
@@ -269,6 +307,7 @@ class AnnIndex:
             "m": self.m,
             "ef_construction": self.ef_construction,
             "count": self.count,
+            "matrix_raw": True,  # older checkpoints held normalised cosine vectors: rebuilt
             "digests": {p.name: _file_digest(p) for p in files},
         }
 
@@ -282,6 +321,8 @@ class AnnIndex:
                 unreadable. Both mean: rebuild from the database.
         """
         self = cls.__new__(cls)
+        if entry.get("matrix_raw") is not True:
+            raise ValueError("checkpoint from a version whose matrix held normalised vectors")
         self.dim, self.metric = int(entry["dim"]), str(entry["metric"])
         self.m, self.ef_construction = int(entry["m"]), int(entry["ef_construction"])
         digests = entry["digests"]
@@ -315,6 +356,9 @@ class AnnIndex:
         capacity = max(1024, math.ceil(n * 1.25), int(index.get_max_elements()))
         self.matrix = np.zeros((capacity, self.dim), np.float32)
         self.matrix[:n] = matrix
+        self.scale = np.zeros(capacity, np.float32)
+        if self.metric == "cosine" and n:
+            self.scale[:n] = _inverse(_norms(self.matrix[:n]))
         self.valid = np.zeros(capacity, bool)
         self.valid[:n] = valid
         self.owner = np.zeros(capacity, np.int64)
@@ -328,6 +372,19 @@ class AnnIndex:
         self._hnsw = index
         self._ef = -1
         return self
+
+
+def _norms(rows: np.ndarray) -> np.ndarray:
+    """Row norms in float64 (float32 squares overflow near 1e19)."""
+    wide = rows.astype(np.float64)
+    norms: np.ndarray = np.sqrt(np.einsum("ij,ij->i", wide, wide))
+    return norms
+
+
+def _inverse(norms: np.ndarray) -> np.ndarray:
+    """1 / norm as float32, 0 for a zero vector (which then scores 0 under cosine)."""
+    inverse: np.ndarray = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+    return inverse
 
 
 def _file_digest(path: Path) -> list[int]:

@@ -69,7 +69,8 @@ def _mean_ranking(
     if not len(slots):
         return []
     vecs = index.matrix[slots]
-    sims = -np.linalg.norm(vecs - q, axis=1) if index.metric == "l2" else vecs @ q
+    scale = index.scale[slots] if index.metric == "cosine" else None
+    sims = -np.linalg.norm(vecs - q, axis=1) if index.metric == "l2" else index.dots(vecs, q, scale)
     owners = index.owner[slots]
     uniq, inverse = np.unique(owners, return_inverse=True)
     means = np.bincount(inverse, weights=sims) / np.bincount(inverse)

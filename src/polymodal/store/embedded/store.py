@@ -179,12 +179,20 @@ class EmbeddedStore(Store[T]):
             db.set_meta(self._conn, f"setting:dim:{path}", dim)
 
     # -- reads ---------------------------------------------------------------------------------
-    def _load(self, rids: Sequence[int]) -> dict[int, T]:
-        """Documents by rowid, with their vectors put back."""
+    def _load(
+        self, rids: Sequence[int], vectors: tuple[VectorField, dict[int, np.ndarray]] | None = None
+    ) -> dict[int, T]:
+        """Documents by rowid, with their vectors put back: read from the database, or given
+        (``(field, {rid: vector})``, when that field is the documents' only vector)."""
         if not rids:
             return {}
         rows = _select_in(self._conn, "SELECT rid, body FROM docs WHERE rid IN ({})", list(rids))
         bodies = {rid: orjson.loads(body) for rid, body in rows}
+        if vectors is not None:
+            vf, given = vectors
+            for rid, body in bodies.items():
+                set_at(body, vf.path, vf.nesting, (), given[rid])
+            return dict(zip(bodies, self.doc_type.from_dicts(list(bodies.values())), strict=True))  # type: ignore[arg-type]
         for rid, key, pos, vec in _select_in(
             self._conn, "SELECT rid, key, pos, vec FROM vectors WHERE rid IN ({})", list(rids)
         ):
@@ -238,11 +246,26 @@ class EmbeddedStore(Store[T]):
             if where is not None:
                 allowed = allowed_slots(self._conn, self.doc_type, fid, where, index.capacity)
             n_allowed = index.count if allowed is None else int(np.count_nonzero(allowed & index.valid))
-            results = [
-                rank(index, q, limit, allowed, n_allowed, field.nested, aggregate, exact, self.config) for q in queries
-            ]
-            need = {rid for ranked in results for rid, _, _ in ranked}
-            docs = self._load(sorted(need))
+            if field.nested or len(self.vector_fields) > 1:
+                ranking = [
+                    rank(index, q, limit, allowed, n_allowed, field.nested, aggregate, exact, self.config)
+                    for q in queries
+                ]
+                loaded = self._load(sorted({rid for ranked in ranking for rid, _, _ in ranked}))
+                return [ranked_hits(ranked, loaded, field) for ranked in ranking]
+            # The documents' only vector field: each hit's vector is in the index's matrix, exactly
+            # as stored, so only the bodies are read.
+            cfg = self.config
+            results: list[list[tuple[int, float, str]]] = []
+            vectors: dict[int, np.ndarray] = {}
+            for q in queries:
+                slots, scores = index.search(
+                    q[None], limit, allowed=allowed, exact=exact, ef=cfg.ef_search, exact_threshold=cfg.exact_threshold
+                )[0]
+                rids = index.owner[slots].tolist()
+                vectors.update(zip(rids, index.matrix[slots], strict=True))  # a copy: rows of their own
+                results.append([(rid, score, "") for rid, score in zip(rids, scores.tolist(), strict=True)])
+            docs = self._load(sorted(vectors), (field, vectors))
         return [ranked_hits(ranked, docs, field) for ranked in results]
 
     def search_ids(
@@ -348,7 +371,7 @@ class EmbeddedStore(Store[T]):
 
     # -- settings and lifecycle ----------------------------------------------------------------
     def _sample_vectors(self, field: VectorField, n: int, seed: int) -> np.ndarray:
-        """Straight from the field's in-memory matrix (already unit length for cosine)."""
+        """Straight from the field's in-memory matrix (made unit length for cosine)."""
         fid = self._field_ids[field.path]
         if self._dim_of(field) is None:
             return np.zeros((0, 0), np.float32)
@@ -357,7 +380,7 @@ class EmbeddedStore(Store[T]):
             live = np.flatnonzero(index.valid)
             if len(live) > n:
                 live = np.sort(np.random.default_rng(seed).choice(live, n, replace=False))
-            return index.matrix[live].copy()
+            return index.unit(live)
 
     def _scan(self, fields: list[str], where: flt.Filter | None) -> Iterator[dict[str, Any]]:
         """Plain top-level fields read with json_extract, without loading documents."""
