@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.metadata
 import json
 import os
 import platform
@@ -470,6 +471,7 @@ def machine() -> dict[str, str]:
         "numpy": np.__version__,
         "pydantic": pydantic.VERSION,
         "orjson": orjson.__version__,
+        "pysimdjson": importlib.metadata.version("pysimdjson"),
         "msgpack": ".".join(map(str, msgpack.version)),
         "pyarrow": pyarrow.__version__,
         "docarray": docarray.__version__,
