@@ -235,7 +235,7 @@ class DocList(list[T], Generic[T]):
     def from_json(cls, data: str | bytes) -> DocList[T]:
         from polymodal.io import json as json_io
 
-        return cls(json_io.loads_docs(data, cls._class_type()))  # type: ignore[arg-type]
+        return cls._wrap(json_io.loads_docs(data, cls._class_type()))  # validated by the reader
 
     def to_bytes(self, *, compression: str | None = None) -> bytes:
         """The versioned binary format (``polymodal.io.binary``): fast, checksummed, streamable."""
