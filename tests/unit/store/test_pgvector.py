@@ -448,3 +448,26 @@ def test_a_server_restart_loses_nothing():
     finally:
         server.stop(datadir)
         shutil.rmtree(datadir.parent, ignore_errors=True)
+
+
+def test_iterative_scan_only_when_a_filter_needs_it(pg_url, collection):
+    """pgvector's iterative index scan keeps scanning until enough rows pass a filter; without a
+    filter it only adds bookkeeping (about 0.25 ms a query at 100k x 512), so unfiltered
+    searches turn it off and filtered ones on, on the pooled connection they run on."""
+    items, Item = _clustered(10_500)
+    store = pm.open(pg_url, schema=Item, collection=collection, exact_threshold=0, pool_size=1)
+    store.add(items)
+    q = np.random.default_rng(2).normal(size=8)
+
+    def mode() -> str:
+        return str(store._pool.read_one(lambda c: c.execute("SHOW hnsw.iterative_scan").fetchone()[0], what="t"))
+
+    assert len(store.search(q, field="v", limit=10)) == 10
+    assert mode() == "off"
+    want = _brute(items, q, {"tag": "rare"})
+    hits = store.search(q, field="v", limit=len(want), where={"tag": "rare"}, exact=False)
+    assert [h.id for h in hits] == want  # the iterative scan finds all 11 rare items
+    assert mode() == "relaxed_order"
+    assert [i for i, _ in store.search_ids(q, field="v", limit=10)] == [h.id for h in store.search(q, field="v")]
+    assert mode() == "off"
+    store.close()

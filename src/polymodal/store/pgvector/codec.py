@@ -28,7 +28,8 @@ __all__ = ["adapt", "body_json", "copy_vectors", "load_docs", "plain", "scan_pag
 VectorRow = tuple[int, str, np.ndarray, bytes]  # (batch index, position, vector as scored, raw float32)
 _ADAPTED: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # connection -> vector oid
 _DUMPERS: dict[int, type] = {}
-SESSION: weakref.WeakKeyDictionary[Any, tuple[int, bool]] = weakref.WeakKeyDictionary()  # conn -> (ef, iterative)
+#: connection -> the (ef_search, iterative scan) its session is set to
+SESSION: weakref.WeakKeyDictionary[Any, tuple[int, bool | None]] = weakref.WeakKeyDictionary()
 _INT8, _TEXT, _BYTEA = 20, 25, 17
 
 

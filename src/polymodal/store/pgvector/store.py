@@ -315,7 +315,7 @@ class PgVectorStore(Store[T]):
 
             def one(conn: Conn) -> list[list[tuple[Any, ...]]]:
                 codec.adapt(conn)
-                search.ann_session(conn, ef, self._iterative)
+                search.ann_session(conn, ef, self._iterative_for(filt))
                 out = []
                 for q in queries:
                     params[0] = params[-2] = q
@@ -351,7 +351,7 @@ class PgVectorStore(Store[T]):
         op = ddl.OPERATOR[field.metric]
         codec.adapt(conn)
         if not use_exact:
-            self._ann_settings(conn, limit, field.nested)
+            self._ann_settings(conn, limit, field.nested, filt)
         ranked = []
         for q in queries:
             rows = None if use_exact else search.ann_top(conn, table, self.names.docs, op, q, limit, filt, field.nested)
@@ -396,7 +396,7 @@ class PgVectorStore(Store[T]):
 
         def run(conn: Conn) -> list[list[tuple[Any, ...]]]:
             codec.adapt(conn)
-            search.ann_session(conn, ef, self._iterative)
+            search.ann_session(conn, ef, self._iterative_for(filt))
             out = []
             for q in queries:
                 params[-2] = q
@@ -469,10 +469,15 @@ class PgVectorStore(Store[T]):
         self._pool.run(build, write=True, what="build the HNSW index")
         self._stats.pop(self.names.vectors(fid), None)
 
-    def _ann_settings(self, conn: Conn, limit: int, nested: bool) -> None:
+    def _iterative_for(self, filt: tuple[str, list[Any]]) -> bool | None:
+        """pgvector's iterative scan for this search: on with a filter, off without (it costs
+        time for nothing then), None where pgvector has none (before 0.8)."""
+        return (filt[0] != "true") if self._iterative else None
+
+    def _ann_settings(self, conn: Conn, limit: int, nested: bool, filt: tuple[str, list[Any]]) -> None:
         """pgvector's search options for this transaction."""
         ef = min(1000, max(self.config.ef_search, limit * (4 if nested else 1)))
-        search.ann_settings(conn, ef, self._iterative)
+        search.ann_settings(conn, ef, self._iterative_for(filt))
 
     def explain(
         self,
@@ -503,7 +508,7 @@ class PgVectorStore(Store[T]):
 
             def one(conn: Conn) -> str:
                 codec.adapt(conn)
-                search.ann_session(conn, ef, self._iterative)
+                search.ann_session(conn, ef, self._iterative_for(filt))
                 sql, params = search.ann_docs_sql(table, self.names.docs, op, q, limit, filt, others)
                 return "\n".join(str(r[0]) for r in conn.execute("EXPLAIN " + sql, params).fetchall())
 
@@ -512,7 +517,7 @@ class PgVectorStore(Store[T]):
         def run(conn: Conn) -> str:
             codec.adapt(conn)
             if not use_exact:
-                self._ann_settings(conn, limit, vf.nested)
+                self._ann_settings(conn, limit, vf.nested, filt)
             if use_exact:
                 sql, params = search.exact_sql(
                     table, self.names.docs, op, q, limit, filt, nested=vf.nested, aggregate="max"
