@@ -89,12 +89,12 @@ class TensorSpec:
         """Convert ``value`` to a numpy array that fits this spec, or raise a pydantic error."""
         if self.vector and type(value) is np.ndarray and value.dtype == _F32 and value.ndim == 1:
             # The usual case (a float32 vector, as every store and model hands back), checked
-            # in one dot product: finite squares mean finite values; anything else (NaN,
-            # infinity, or huge values whose squares overflow) takes the full path below.
+            # in one float64 dot product (which no float32 value can overflow): a finite sum of
+            # squares means finite values; NaN or infinity takes the full path below.
             want = self.shape[0] if self.shape else None
             if want is None or want == value.shape[0]:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    squares = float(value.dot(value))
+                wide = value.astype(np.float64)
+                squares = float(wide.dot(wide))
                 if squares - squares == 0:
                     return value
         arr, from_python = _coerce(value)
