@@ -59,17 +59,22 @@ RESULTS = Path(__file__).resolve().parent / "results"
 NOTES = """\
 Where the time goes (from the tables below and a profile of the same calls at 100k x 512):
 
-* polymodal's own ANN call (`AnnIndex.search`, the HNSW query plus its wrapper) runs at the speed
-  of raw hnswlib: the graph and the parameters are the same. `store.search_ids` adds a few
-  microseconds per call: checking and normalising the query (one pass over it), one
-  `PRAGMA data_version` (has another connection written since the index was caught up? if so, the
-  read snapshot and change-log catch-up run first), and the slot -> document id map kept in
-  memory beside the graph. Right after an HNSW query over a large index this Python and SQLite
-  work runs with cold caches, so it costs more than it does in isolation.
-* With documents, most of the rest is building 10 validated `Doc` objects from SQLite rows
-  (`EmbeddedStore._load`, about 0.1-0.25 ms).
-* DocArray: at 100k x 512 its `find` (1.98 ms) is only 5.5x raw hnswlib (0.36 ms), so 5x faster
-  than DocArray would leave polymodal 10% over raw for everything; at 1M x 128 the bound is 19x.
+* polymodal's own ANN call (`AnnIndex.search`, the HNSW query plus its wrapper) makes the same
+  hnswlib call on a graph built with the same parameters, but not the same graph: hnswlib builds
+  with two threads, so two builds differ, and a query's cost with them (1.00-1.13x raw across
+  runs at 100k x 512, 0.98-1.02x at 1M x 128). `store.search_ids` adds 0.01-0.03 ms per call on
+  top of that: checking and normalising the query (one pass over it), one `PRAGMA data_version`
+  (has another connection written since the index was caught up? if so, the read snapshot and
+  change-log catch-up run first), and the slot -> document id map kept in memory beside the
+  graph. Right after an HNSW query over a large index this Python and SQLite work runs with cold
+  caches, so it costs more than it does in isolation.
+* With documents: one SQLite read of the 10 bodies (the vectors come from the index's matrix,
+  which holds them exactly as stored, when the schema has one vector field), JSON parsing, 10
+  validated `Doc` objects and the `Hit`s.
+* DocArray: at 100k x 512 its `find` is only about 6x raw hnswlib, so 5x faster than DocArray
+  would leave polymodal about 20% over raw hnswlib for everything, documents included, while
+  raw hnswlib plus a bare SQLite fetch of the same 10 rows is already 1.5-1.6x raw. At 1M x 128
+  (DocArray's bound about 20x) it is met.
 * Filtered search is exact (recall 1.0) below `exact_threshold`; its latency is the SQL filter over
   the matching rows (45 ms at 1M: the JSON type guards read each matching document's body even
   though an expression index answers the comparison), not the vector part (raw numpy: 1.2 ms).
