@@ -61,8 +61,11 @@ Where the time goes (from the tables below and a profile of the same calls at 10
 
 * polymodal's own ANN call (`AnnIndex.search`, the HNSW query plus its wrapper) makes the same
   hnswlib call on a graph built with the same parameters, but not the same graph: hnswlib builds
-  with two threads, so two builds differ, and a query's cost with them (1.00-1.13x raw across
-  runs at 100k x 512, 0.98-1.02x at 1M x 128). `store.search_ids` adds 0.01-0.03 ms per call on
+  with two threads, so two builds differ, and so do a query's cost with them (0.99-1.13x raw
+  across runs at 100k x 512, 0.98-1.02x at 1M x 128 at equal ef) and the ef a graph needs for
+  recall@10 >= 0.98 (in one 1M run polymodal's graph reached 0.976 at ef 32 where raw's reached
+  0.984, so it was measured at ef 48: 1.30x raw for the bare HNSW call). On this grid of ef
+  values that step alone decides the ratio. `store.search_ids` adds 0.01-0.03 ms per call on
   top of that: checking and normalising the query (one pass over it), one `PRAGMA data_version`
   (has another connection written since the index was caught up? if so, the read snapshot and
   change-log catch-up run first), and the slot -> document id map kept in memory beside the
