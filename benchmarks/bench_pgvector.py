@@ -845,7 +845,7 @@ def explain_filtered(raw: RawPg, pmpg: PmPg, q: np.ndarray, cat: int, op: dict[s
 
     def ann(conn: Any) -> str:  # what store.search runs: one statement, session settings
         codec.adapt(conn)
-        search.ann_session(conn, min(1000, max(store.config.ef_search, K)), store._iterative_for(("true", [])))
+        search.ann_session(conn, min(1000, max(store.config.ef_search, K)), store._iterative_for(filt))
         sql, params = search.ann_docs_sql(pmpg.table, pmpg.docs_table, "<#>", text, K, filt, [])
         return short(conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params).fetchall())
 

@@ -176,14 +176,19 @@ def _nearest(
     """``WITH c AS (...)``: the ``limit`` nearest rows of ``table`` by its HNSW index, the filter
     inside, with ``columns`` of each (``v.``) and their distance as ``dist`` when asked (which
     reads the vector again from the row: leave it out when the caller scores the vectors). The
-    parameters hold the query at index -2, and also at 0 with ``dist``."""
+    parameters hold the query last, and also first with ``dist``.
+
+    ``limit`` is written into the text, not sent as a parameter: with a parameter PostgreSQL
+    cannot cost a generic plan for the prepared statement (the LIMIT is unknown), so it plans
+    every execution anew, about 0.3 ms of server time per search at 100k x 512."""
     sql, params = where
     filt = "" if sql == "true" else f"WHERE (SELECT {sql} FROM {docs} d WHERE d.rid = v.rid)"
     if dist:
         columns, params = f"{columns}, v.vec {op} %b AS dist", [query, *params]
     return (
-        f"WITH c AS MATERIALIZED (SELECT {columns} FROM {table} v {filt} ORDER BY v.vec {op} %b LIMIT %s)",
-        [*params, query, limit],
+        f"WITH c AS MATERIALIZED (SELECT {columns} FROM {table} v {filt} ORDER BY v.vec {op} %b "
+        f"LIMIT {int(limit)})",
+        [*params, query],
     )
 
 

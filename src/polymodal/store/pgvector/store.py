@@ -318,7 +318,7 @@ class PgVectorStore(Store[T]):
                 search.ann_session(conn, ef, self._iterative_for(filt))
                 out = []
                 for q in queries:
-                    params[0] = params[-2] = q
+                    params[0] = params[-1] = q
                     out.append(conn.execute(sql, params, binary=True).fetchall())
                 return out
 
@@ -399,7 +399,7 @@ class PgVectorStore(Store[T]):
             search.ann_session(conn, ef, self._iterative_for(filt))
             out = []
             for q in queries:
-                params[-2] = q
+                params[-1] = q
                 out.append(conn.execute(sql, params, binary=True).fetchall())
             return out
 
