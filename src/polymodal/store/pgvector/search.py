@@ -186,8 +186,7 @@ def _nearest(
     if dist:
         columns, params = f"{columns}, v.vec {op} %b AS dist", [query, *params]
     return (
-        f"WITH c AS MATERIALIZED (SELECT {columns} FROM {table} v {filt} ORDER BY v.vec {op} %b "
-        f"LIMIT {int(limit)})",
+        f"WITH c AS MATERIALIZED (SELECT {columns} FROM {table} v {filt} ORDER BY v.vec {op} %b LIMIT {int(limit)})",
         [*params, query],
     )
 
