@@ -875,8 +875,7 @@ LABELS = {
 }
 
 
-def fmt(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:,.{digits}f}"
+fmt = bs.fmt  # numbers in the tables, as bench_store writes them
 
 
 def targets(res: dict) -> list[tuple[str, str, str, bool]]:
@@ -1017,10 +1016,7 @@ def report(res: dict, args: argparse.Namespace, env: str) -> str:
             f"{fmt(cpu, 3)} | {fmt(m['p50_ms'] / raw['p50_ms'])} | "
             f"{fmt(None if cpu is None or 'total_cpu_ms' not in raw else cpu / raw['total_cpu_ms'])} |"
         )
-    libs = list(res["sweep"])
-    out += ["", "Recall@10 by ef:", "", "| ef | " + " | ".join(libs) + " |", "|---|" + "---:|" * len(libs)]
-    for ef in sorted({ef for sw in res["sweep"].values() for ef in sw}):
-        out.append(f"| {ef} | " + " | ".join(fmt(res["sweep"][n].get(ef), 3) for n in libs) + " |")
+    out += bs.recall_table(res["sweep"])
     nf = min(res["queries"], args.filter_queries)
     out += [
         "",

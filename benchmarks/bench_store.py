@@ -812,6 +812,15 @@ def fmt(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:,.{digits}f}"
 
 
+def recall_table(sweep: dict[str, dict[int, float]]) -> list[str]:
+    """The "Recall@10 by ef" table (one column per library), as Markdown lines."""
+    libs = list(sweep)
+    out = ["", "Recall@10 by ef:", "", "| ef | " + " | ".join(libs) + " |", "|---|" + "---:|" * len(libs)]
+    for ef in sorted({ef for sw in sweep.values() for ef in sw}):
+        out.append(f"| {ef} | " + " | ".join(fmt(sweep[n].get(ef), 3) for n in libs) + " |")
+    return out
+
+
 def report(results: list[dict], args: argparse.Namespace, env: str) -> str:
     out = [f"Environment: {env}", ""]
     for res in results:
@@ -880,10 +889,7 @@ def report(results: list[dict], args: argparse.Namespace, env: str) -> str:
                 f"{fmt(m['p99_ms'], 3)} | {fmt(m['qps'], 0)} | {fmt(m['cpu_p50_ms'] / raw['cpu_p50_ms'])} | "
                 f"{fmt(m['p50_ms'] / raw['p50_ms'])} |"
             )
-        libs = list(res["sweep"])
-        out += ["", "Recall@10 by ef:", "", "| ef | " + " | ".join(libs) + " |", "|---|" + "---:|" * len(libs)]
-        for ef in sorted({ef for sw in res["sweep"].values() for ef in sw}):
-            out.append(f"| {ef} | " + " | ".join(fmt(res["sweep"][n].get(ef), 3) for n in libs) + " |")
+        out += recall_table(res["sweep"])
         nf = min(res["queries"], args.filter_queries)
         out += [
             "",

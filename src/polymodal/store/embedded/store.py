@@ -192,14 +192,14 @@ class EmbeddedStore(Store[T]):
             vf, given = vectors
             for rid, body in bodies.items():
                 set_at(body, vf.path, vf.nesting, (), given[rid])
-            return dict(zip(bodies, self.doc_type.from_dicts(list(bodies.values())), strict=True))  # type: ignore[arg-type]
-        for rid, key, pos, vec in _select_in(
-            self._conn, "SELECT rid, key, pos, vec FROM vectors WHERE rid IN ({})", list(rids)
-        ):
-            path = self._field_paths[key >> db.FIELD_SHIFT]
-            positions = tuple(int(p) for p in pos.split(".")) if pos else ()
-            vector = np.frombuffer(vec, dtype="<f4").copy()
-            set_at(bodies[rid], path, self.vector_fields[path].nesting, positions, vector)
+        else:
+            for rid, key, pos, vec in _select_in(
+                self._conn, "SELECT rid, key, pos, vec FROM vectors WHERE rid IN ({})", list(rids)
+            ):
+                path = self._field_paths[key >> db.FIELD_SHIFT]
+                positions = tuple(int(p) for p in pos.split(".")) if pos else ()
+                vector = np.frombuffer(vec, dtype="<f4").copy()
+                set_at(bodies[rid], path, self.vector_fields[path].nesting, positions, vector)
         return dict(zip(bodies, self.doc_type.from_dicts(list(bodies.values())), strict=True))  # type: ignore[arg-type]
 
     def _get(self, ids: list[str]) -> list[T | None]:
