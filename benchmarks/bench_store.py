@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import store_data
 
 M, EFC, K = 16, 200, 10
-EFS = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+EFS = (10, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 256, 384, 512)
 TARGET_RECALL = 0.98
 N_CAT = 100  # category = i % 100 after shuffling: each category is 1% of the documents
 BATCH = 10_000
@@ -583,8 +583,12 @@ def run_dataset(ds: Dataset, args: argparse.Namespace) -> dict:
         Q = ds.Q[:nq]
         runs: dict[str, list[dict[str, float]]] = {}
         plans = [(f"{name}:{path}", lib, op[name]) for name, lib in libs.items() for path in _paths_of(lib)]
-        plans.append(("polymodal:ids@hnswlib-ef", libs["polymodal"], op["hnswlib"]))
-        plans.append(("polymodal:docs@hnswlib-ef", libs["polymodal"], op["hnswlib"]))
+        # "the same data and parameters": raw hnswlib and polymodal also at one ef, the smallest
+        # at which both reach the target recall (their graphs differ, see the notes)
+        same = res["same_ef"] = max(op["hnswlib"], op["polymodal"])
+        for name in ("hnswlib", "polymodal"):
+            if op[name] != same:
+                plans += [(f"{name}:{path}@same-ef", libs[name], same) for path in ("ids", "docs")]
         for rep in range(args.reps):
             for key, lib, ef in plans:
                 lib.set_ef(ef)
@@ -728,8 +732,10 @@ LABELS = {
     "polymodal:ann": "polymodal `AnnIndex.search` (internal, slots + scores)",
     "polymodal:ids": "polymodal `store.search_ids` (ids + scores)",
     "polymodal:docs": "polymodal `store.search` (Hits with the 10 documents)",
-    "polymodal:ids@hnswlib-ef": "polymodal ids + scores at raw hnswlib's ef",
-    "polymodal:docs@hnswlib-ef": "polymodal `store.search` at raw hnswlib's ef",
+    "hnswlib:ids@same-ef": "raw hnswlib ids + scores at the common ef",
+    "polymodal:ids@same-ef": "polymodal ids + scores at the common ef",
+    "hnswlib:docs@same-ef": "raw hnswlib + raw SQLite fetch at the common ef",
+    "polymodal:docs@same-ef": "polymodal `store.search` at the common ef",
     "docarray:docs": "DocArray `HnswDocumentIndex.find` (documents)",
 }
 
@@ -742,17 +748,32 @@ def targets(res: dict) -> list[tuple[str, str, str, bool]]:
     def ratio(a: str, base: str, key: str = "p50_ms") -> tuple[float, float]:
         return lat[a]["cpu_" + key] / lat[base]["cpu_" + key], lat[a][key] / lat[base][key]
 
+    def at_same(lib: str, path: str) -> str:
+        return f"{lib}:{path}@same-ef" if f"{lib}:{path}@same-ef" in lat else f"{lib}:{path}"
+
     t = []
-    rec = res["sweep"]["polymodal"][res["op_ef"]["polymodal"]]
-    c, w = ratio("polymodal:ids", "hnswlib:ids")
+    same, op = res["same_ef"], res["op_ef"]
+    rec = min(res["sweep"]["polymodal"][same], res["sweep"]["hnswlib"][same])
+    c, w = ratio(at_same("polymodal", "ids"), at_same("hnswlib", "ids"))
     t.append(
         (
-            "search p50, ids + scores, <= 1.2x raw hnswlib, recall@10 >= 0.98",
-            f"{c:.2f}x (wall {w:.2f}x), recall {rec:.3f} at ef {res['op_ef']['polymodal']}",
+            "search p50, ids + scores, <= 1.2x raw hnswlib on the same data and parameters (M, "
+            "ef_construction, ef: the smallest ef where both reach recall@10 >= 0.98)",
+            f"{c:.2f}x (wall {w:.2f}x) at ef {same}, recall {rec:.3f} or more",
             "<= 1.2x",
             c <= 1.2 and rec >= TARGET_RECALL,
         )
     )
+    if op["polymodal"] != op["hnswlib"]:
+        c, w = ratio("polymodal:ids", "hnswlib:ids")
+        t.append(
+            (
+                "(each at its own smallest ef with recall@10 >= 0.98) search p50, ids + scores, <= 1.2x raw hnswlib",
+                f"{c:.2f}x (wall {w:.2f}x), polymodal at ef {op['polymodal']}, raw at ef {op['hnswlib']}",
+                "<= 1.2x",
+                c <= 1.2,
+            )
+        )
     # "at most 2x raw with the 10 documents loaded": judged like for like, against raw hnswlib plus a
     # raw SQLite fetch of the same 10 rows; the strict reading (against raw hnswlib returning ids
     # only, which loads nothing) is shown as its own row.
@@ -877,7 +898,7 @@ def report(results: list[dict], args: argparse.Namespace, env: str) -> str:
             if key not in lat:
                 continue
             lib = key.split(":")[0]
-            ef = op["hnswlib"] if "@" in key else op.get(lib)
+            ef = res["same_ef"] if "@" in key else op.get(lib)
             rec = 1.0 if lib == "numpy-exact" else res["sweep"][lib][ef]
             if key == "polymodal:docs":
                 rec = res["recall_docs_path"]

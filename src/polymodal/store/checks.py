@@ -23,6 +23,8 @@ from polymodal.store.types import Capabilities, T, VectorField, _values_at
 
 __all__ = ["StoreChecks"]
 
+_F32 = np.dtype(np.float32)
+
 
 class StoreChecks(Generic[T]):
     """The checking half of :class:`~polymodal.store.base.Store` (a mixin it inherits): the
@@ -183,7 +185,7 @@ class StoreChecks(Generic[T]):
         """The checks of :meth:`_query_matrix` for the usual single query (a float32 vector of
         the right size), with the same arithmetic, in a few microseconds; None for anything
         else, which the general path then checks (and refuses with its messages)."""
-        if type(q) is not np.ndarray or q.ndim != 1 or q.dtype != np.float32:
+        if type(q) is not np.ndarray or q.ndim != 1 or (q.dtype is not _F32 and q.dtype != _F32):
             return None
         vf = self.vector_fields.get(field) if field is not None else None
         if vf is None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import polymodal as pm
+from polymodal.store.embedded import db
 
 
 class Item(pm.Doc):
@@ -144,3 +146,73 @@ def test_a_checkpoint_of_the_old_layout_is_rebuilt(path):
     with pm.open(path) as s:
         hits = s.search(unit(1) + 0.2, field="embedding", limit=40, exact=False)
         assert len(hits) == 40 and all(h.doc == stored[h.id] for h in hits)
+
+
+# -- the -wal stamp: knowing that nobody committed, without a statement ---------------------------
+def _settle(path) -> None:
+    """Age the -wal file's time past the settle window, as if the last write were long ago."""
+    wal = path / "store.db-wal"
+    old = wal.stat().st_mtime_ns - 2 * db.WAL_SETTLE_NS
+    os.utime(wal, ns=(old, old))
+
+
+def test_wal_stamp_vouches_only_for_a_settled_file(tmp_path):
+    wal = tmp_path / "x-wal"
+    assert db.wal_stamp(str(wal)) is None  # no file
+    wal.write_bytes(b"x")
+    assert db.wal_stamp(str(wal)) is None  # written just now: a later write could share its time
+    _age = wal.stat().st_mtime_ns - 2 * db.WAL_SETTLE_NS
+    os.utime(wal, ns=(_age, _age))
+    stamp = db.wal_stamp(str(wal))
+    assert stamp == (wal.stat().st_ino, 1, _age)
+    with open(wal, "ab") as fh:
+        fh.write(b"y")
+    assert db.wal_stamp(str(wal)) is None  # written again: not settled, and not the old stamp
+
+
+def test_a_settled_index_runs_no_statement_and_still_sees_other_writers(path):
+    with pm.open(path) as reader, pm.open(path) as writer:
+        q = np.array([1, 0.5, 0, 0], np.float32)
+        ids_of(reader, q)
+        _settle(path)
+        seen: list[str] = []
+        reader._conn.set_trace_callback(seen.append)
+        ids_of(reader, q)  # takes the stamp
+        seen.clear()
+        assert ids_of(reader, q)[0] != "fresh"
+        assert seen == []  # current, known from one stat
+        writer.add(Item(id="fresh", title="x", embedding=q * 5))
+        assert ids_of(reader, q)[0] == "fresh"
+        assert "PRAGMA data_version" in seen
+        hits = reader.search(q, field="embedding", limit=3, exact=False)
+        assert hits[0].id == "fresh" and hits[0].doc.title == "x"
+
+
+def test_a_commit_during_a_search_is_not_mixed_into_its_hits(path, monkeypatch):
+    """search() ranks in memory, then reads the bodies in one SELECT with no read transaction.
+    A commit landing between the two must not give the ranking's rows other documents' bodies
+    (or new ones): the search sees it and answers again in a snapshot."""
+    from polymodal.store.embedded import store as store_mod
+
+    with pm.open(path) as reader, pm.open(path) as writer:
+        q = unit(2)
+        before = reader.search(q, field="embedding", limit=3, exact=False)
+        top = before[0]
+        real = store_mod._select_in
+        fired = []
+
+        def commit_first(conn, sql, values, *a):
+            if sql.startswith("SELECT rid, body") and not fired:
+                fired.append(True)
+                writer.delete([top.id])  # frees the row; a new document may take its place
+                writer.add(Item(id="newcomer", title="new", embedding=unit(1)))
+            return real(conn, sql, values, *a)
+
+        monkeypatch.setattr(store_mod, "_select_in", commit_first)
+        hits = reader.search(q, field="embedding", limit=3, exact=False)
+        assert fired
+        assert top.id not in [h.id for h in hits] and "newcomer" not in [h.id for h in hits]
+        for h in hits:
+            assert h.doc.id == h.id and h.doc.title == f"t{h.id[1:]}"
+        monkeypatch.setattr(store_mod, "_select_in", real)
+        assert [h.id for h in hits] == [h.id for h in reader.search(q, field="embedding", limit=3, exact=False)]

@@ -200,9 +200,9 @@ class AnnIndex:
                 found, dists = self._hnsw.knn_query(q, k=k, num_threads=1)
             except RuntimeError:
                 return self.top_ids(q, k, exact=True, ef=ef, exact_threshold=exact_threshold)
-            labels, values = found[0], (1.0 - dists[0]).tolist()  # as search(): float32 scores, exactly
-        ids = self.ids[labels].tolist()
-        return None if None in ids else list(zip(ids, values, strict=True))
+            labels, values = found[0], (1.0 - dists).tolist()[0]  # as search(): float32 scores, exactly
+        ids = self.ids.take(labels).tolist()
+        return None if None in ids else list(zip(ids, values))  # noqa: B905 - equal lengths, and strict= costs
 
     def _exact(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None, n_cand: int | None = None

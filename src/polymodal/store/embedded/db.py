@@ -28,7 +28,7 @@ import orjson
 from polymodal.errors import BackendError
 from polymodal.store import fts
 
-__all__ = ["DB_NAME", "FIELD_SHIFT", "WriteLock", "connect", "create_tables", "get_meta", "set_meta"]
+__all__ = ["DB_NAME", "FIELD_SHIFT", "WriteLock", "connect", "create_tables", "get_meta", "set_meta", "wal_stamp"]
 
 DB_NAME = "store.db"
 FIELD_SHIFT = 40
@@ -75,6 +75,32 @@ def set_meta(conn: sqlite3.Connection, key: str, value: Any) -> None:
         "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         (key, orjson.dumps(value).decode()),
     )
+
+
+# A ``-wal`` file's stamp is trusted only once its modification time is this far in the past:
+# a file system stamps writes with a coarse clock (a few ms on Linux, 2 s on FAT), so a commit
+# in the same tick as an earlier write can leave size and time as they were.
+WAL_SETTLE_NS = 3_000_000_000
+
+
+def wal_stamp(wal_path: str) -> tuple[int, int, int] | None:
+    """(inode, size, modification time) of a database's ``-wal`` file, or None when it cannot
+    vouch for anything: missing, or written within the last :data:`WAL_SETTLE_NS`.
+
+    Every commit in WAL mode writes that file, so while a connection is open (which keeps the
+    file in place) an unchanged settled stamp means nobody committed since it was taken. One
+    ``stat`` is about half the cost of ``PRAGMA data_version``, which the search hot path
+    falls back to whenever the stamp is None or has moved. The settle rule is git's answer
+    to "racily clean" index entries: a stamp taken in the same clock tick as a write cannot
+    tell that write from a later one.
+    """
+    try:
+        st = os.stat(wal_path)
+    except OSError:
+        return None
+    if time.time_ns() - st.st_mtime_ns < WAL_SETTLE_NS:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def last_seq(conn: sqlite3.Connection) -> int:

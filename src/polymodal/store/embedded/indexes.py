@@ -54,10 +54,11 @@ class VectorIndexes:
         self._snapshot = snapshot  # the store's read transaction (reentrant)
         self._indexes: dict[int, AnnIndex] = {}
         self._applied: dict[int, int] = {}
-        # fid -> the connection's data_version read before the index was last caught up: while
-        # it reads the same, no other connection committed since, so the index is current
-        # without a read transaction (this connection's writes are mirrored, see apply_local)
-        self.fresh: dict[int, int] = {}
+        # fid -> (the connection's data_version, the -wal file's stamp) read before the index
+        # was last caught up: while either reads the same, no other connection committed
+        # since, so the index is current without a read transaction (this connection's writes
+        # are mirrored, see apply_local; see EmbeddedStore._current_index)
+        self.fresh: dict[int, tuple[int, tuple[int, int, int] | None]] = {}
         self.dirty = False  # written since the last checkpoint
 
     def index(self, fid: int) -> AnnIndex:

@@ -84,6 +84,7 @@ class EmbeddedStore(Store[T]):
             self._conn.close()
             raise
         self._field_paths = {fid: path for path, fid in self._field_ids.items()}
+        self._wal_path = f"{db_path}-wal"
         self._lock = threading.RLock()
         self._ann = VectorIndexes(
             self._conn, self.path, config, self.vector_fields, self._field_paths, self._dim_of, self._snapshot
@@ -187,14 +188,20 @@ class EmbeddedStore(Store[T]):
         if not rids:
             return {}
         rows = _select_in(self._conn, "SELECT rid, body FROM docs WHERE rid IN ({})", list(rids))
+        return self._documents(rows, vectors)
+
+    def _documents(
+        self, rows: list[tuple[int, str]], vectors: tuple[VectorField, dict[int, np.ndarray]] | None = None
+    ) -> dict[int, T]:
+        """:meth:`_load` for ``(rid, body)`` rows already read."""
         bodies = {rid: orjson.loads(body) for rid, body in rows}
         if vectors is not None:
             vf, given = vectors
             for rid, body in bodies.items():
                 set_at(body, vf.path, vf.nesting, (), given[rid])
-        else:
+        elif bodies:
             for rid, key, pos, vec in _select_in(
-                self._conn, "SELECT rid, key, pos, vec FROM vectors WHERE rid IN ({})", list(rids)
+                self._conn, "SELECT rid, key, pos, vec FROM vectors WHERE rid IN ({})", list(bodies)
             ):
                 path = self._field_paths[key >> db.FIELD_SHIFT]
                 positions = tuple(int(p) for p in pos.split(".")) if pos else ()
@@ -240,6 +247,11 @@ class EmbeddedStore(Store[T]):
         exact: bool | None,
     ) -> list[list[Hit]]:
         fid = self._field_ids[field.path]
+        if where is None and not field.nested and len(self.vector_fields) == 1:
+            with self._lock:
+                fast = self._unfiltered_search(fid, field, queries, limit, exact)
+            if fast is not None:
+                return fast
         with self._lock, self._snapshot():
             index = self._index(fid)
             allowed = None
@@ -253,19 +265,42 @@ class EmbeddedStore(Store[T]):
                 ]
                 loaded = self._load(sorted({rid for ranked in ranking for rid, _, _ in ranked}))
                 return [ranked_hits(ranked, loaded, field) for ranked in ranking]
-            # The documents' only vector field: each hit's vector is in the index's matrix, exactly
-            # as stored, so only the bodies are read.
-            cfg = self.config
-            results: list[list[tuple[int, float, str]]] = []
-            vectors: dict[int, np.ndarray] = {}
-            for q in queries:
-                slots, scores = index.search(
-                    q[None], limit, allowed=allowed, exact=exact, ef=cfg.ef_search, exact_threshold=cfg.exact_threshold
-                )[0]
-                rids = index.owner[slots].tolist()
-                vectors.update(zip(rids, index.matrix[slots], strict=True))  # a copy: rows of their own
-                results.append([(rid, score, "") for rid, score in zip(rids, scores.tolist(), strict=True)])
+            results, vectors = self._rank_top_level(index, queries, limit, allowed, exact)
             docs = self._load(sorted(vectors), (field, vectors))
+        return [ranked_hits(ranked, docs, field) for ranked in results]
+
+    def _rank_top_level(
+        self, index: AnnIndex, queries: np.ndarray, limit: int, allowed: np.ndarray | None, exact: bool | None
+    ) -> tuple[list[list[tuple[int, float, str]]], dict[int, np.ndarray]]:
+        """Rankings over the documents' only vector field, with each hit's vector: it is in the
+        index's matrix, exactly as stored, so only the bodies need reading."""
+        cfg = self.config
+        results: list[list[tuple[int, float, str]]] = []
+        vectors: dict[int, np.ndarray] = {}
+        for q in queries:
+            slots, scores = index.search(
+                q[None], limit, allowed=allowed, exact=exact, ef=cfg.ef_search, exact_threshold=cfg.exact_threshold
+            )[0]
+            rids = index.owner[slots].tolist()
+            vectors.update(zip(rids, index.matrix[slots], strict=True))  # a copy: rows of their own
+            results.append([(rid, score, "") for rid, score in zip(rids, scores.tolist(), strict=True)])
+        return results, vectors
+
+    def _unfiltered_search(
+        self, fid: int, field: VectorField, queries: np.ndarray, limit: int, exact: bool | None
+    ) -> list[list[Hit]] | None:
+        """An unfiltered search over the only vector field without a read transaction: the
+        index is current (:meth:`_current_index`), the bodies come in one SELECT, and a second
+        look after it confirms nobody committed in between, so the bodies are the ones the
+        index ranked. None when someone did: the caller redoes it in a snapshot."""
+        index = self._current_index(fid)
+        results, vectors = self._rank_top_level(index, queries, limit, None, exact)
+        rows = _select_in(self._conn, "SELECT rid, body FROM docs WHERE rid IN ({})", sorted(vectors))
+        version, stamp = self._ann.fresh[fid]
+        moved = stamp is None or db.wal_stamp(self._wal_path) != stamp
+        if moved and self._conn.execute("PRAGMA data_version").fetchone()[0] != version:
+            return None
+        docs = self._documents(rows, (field, vectors))
         return [ranked_hits(ranked, docs, field) for ranked in results]
 
     def search_ids(
@@ -280,17 +315,21 @@ class EmbeddedStore(Store[T]):
     ) -> list[tuple[str, float]]:
         # The hot path, inlined: one float32 query, no filter, a top-level field (every other
         # case, and every error, goes through the contract's checks in Store.search_ids).
-        if where is None and not self._closed and limit > 0 and aggregate in ("max", "mean"):
-            checked = self._one_query(query, field)
-            if checked is not None and not checked[0].nested:
-                vf, row = checked
-                with self._lock:
-                    index = self._current_index(self._field_ids[vf.path])
-                    ef, threshold = self.config.ef_search, self.config.exact_threshold
-                    top = index.top_ids(row[0], limit, exact=exact, ef=ef, exact_threshold=threshold)
-                if top is not None:
-                    return top
-        return super().search_ids(query, field=field, limit=limit, where=where, aggregate=aggregate, exact=exact)
+        try:
+            if where is None and not self._closed and limit > 0 and aggregate in ("max", "mean"):
+                checked = self._one_query(query, field)
+                if checked is not None and not checked[0].nested:
+                    vf, row = checked
+                    with self._lock:
+                        index = self._current_index(self._field_ids[vf.path])
+                        cfg = self.config
+                        ef, threshold = cfg.ef_search, cfg.exact_threshold
+                        top = index.top_ids(row[0], limit, exact=exact, ef=ef, exact_threshold=threshold)
+                    if top is not None:
+                        return top
+            return super().search_ids(query, field=field, limit=limit, where=where, aggregate=aggregate, exact=exact)
+        except sqlite3.Error as exc:
+            raise BackendError(f"embedded store {self.path}: {exc}", backend="embedded") from exc
 
     def _vector_search_ids(
         self,
@@ -331,16 +370,26 @@ class EmbeddedStore(Store[T]):
         return [[(id_of[rid], score) for rid, score, _ in ranked if rid in id_of] for ranked in results]
 
     def _current_index(self, fid: int) -> AnnIndex:
-        """The field's index, current with the database, checked in one ``PRAGMA`` when no other
-        connection wrote since the last check (caller holds ``_lock``)."""
+        """The field's index, current with the database (caller holds ``_lock``).
+
+        When no other connection committed since the index was last caught up, that is known
+        without a read transaction: from the ``-wal`` file's stamp (one ``stat``) while the
+        file has settled, else from ``PRAGMA data_version``. Both are read before any catch-up,
+        so a commit in between shows as a change next time.
+        """
+        ann = self._ann
+        known = ann.fresh.get(fid)
+        stamp = db.wal_stamp(self._wal_path)
+        index = ann._indexes.get(fid)
+        if known is not None and index is not None and stamp is not None and stamp == known[1]:
+            return index
         version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        if self._ann.fresh.get(fid) == version:
-            index = self._ann._indexes.get(fid)
-            if index is not None:
-                return index
+        if known is not None and index is not None and version == known[0]:
+            ann.fresh[fid] = (version, stamp)
+            return index
         with self._snapshot():
             index = self._index(fid)
-        self._ann.fresh[fid] = version  # read before the snapshot: a commit in between shows as a change
+        ann.fresh[fid] = (version, stamp)
         return index
 
     def _text_search(self, text: str, field: str | None, limit: int, where: flt.Filter | None, mode: str) -> list[Hit]:
@@ -450,8 +499,7 @@ def _wrap_iter(fn: Any) -> Any:
     return wrapper
 
 
-for _name in (
-    "search_ids",
+for _name in (  # search_ids catches them itself: a wrapper costs its hot path a microsecond
     "_add",
     "_delete",
     "_get",
