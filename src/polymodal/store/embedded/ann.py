@@ -2,10 +2,13 @@
 
 Slots are small integers handed out by the database (reused after deletes); a slot is both the
 HNSW label and the matrix row. The matrix serves exact search (small collections, selective
-filters). hnswlib rather than faiss: measured here (docs/benchmarks.md), hnswlib builds 100k x 512
-faster (27 s vs 32 s) while faiss answers a little faster at the same recall (0.27 vs 0.36 ms);
-hnswlib was kept for its per-query filter callbacks, in-place updates and deletes by label, and
-simple save/load. Reading vectors back out of it is slow, so a flat copy is kept beside it.
+filters). hnswlib rather than faiss or usearch, measured here (``benchmarks/bench_ann_engines.py``,
+100k x 512 at recall@10 >= 0.98): faiss answers a little faster (0.93x hnswlib's CPU time) but
+its HNSW index can neither delete nor overwrite a vector, which an upserting store needs;
+usearch is slower at float32 (2.3x) and float16 (1.4x), its int8 index never reaches 0.98
+recall, and its Python search takes no filter. hnswlib has all of it: per-query filter
+callbacks, in-place updates and deletes by label, save/load, and the fastest float32 build.
+Reading vectors back out of it is slow, so a flat copy is kept beside it.
 
 Both are caches of the database: :meth:`save` writes them at a checkpoint sequence number and
 the store replays later changes from its change log on open.
