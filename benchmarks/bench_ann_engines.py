@@ -46,6 +46,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_store as bs
+import store_data
 
 M, EFC, K = 16, 200, 10
 EFS = (10, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 256)
@@ -604,7 +605,7 @@ def main() -> None:
     import usearch
 
     env = (
-        f"{_cpu()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
+        f"{store_data.cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
         f"hnswlib {bs._version('hnswlib')}, faiss {faiss.__version__}, usearch {usearch.__version__}, git {bs._git()}"
     )
     log(env)
@@ -631,16 +632,6 @@ def main() -> None:
         stem = "ann_engines" if args.size == "100k" else f"ann_engines-{args.size}"
         (RESULTS / f"{stem}.md").write_text(f"<!-- written by benchmarks/bench_ann_engines.py -->\n\n{text}")
         (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=1, default=str))
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ from docarray.typing import NdArray as DANdArray
 import polymodal as pm
 from polymodal.io import binary as pm_binary
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import store_data
+
 RESULTS = Path(__file__).resolve().parent / "results"
 DIM = 512
 
@@ -465,7 +468,7 @@ def machine() -> dict[str, str]:
 
     info = {
         "cpu_count": str(os.cpu_count()),
-        "cpu": _cpu_name(),
+        "cpu": store_data.cpu_name(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -487,16 +490,6 @@ def machine() -> dict[str, str]:
     if hasattr(os, "getloadavg"):
         info["load average (1 min) at start"] = f"{os.getloadavg()[0]:.2f}"
     return info
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def ms(x: float) -> str:

@@ -24,6 +24,7 @@ import ast
 import gzip
 import json
 import os
+import platform
 import random
 import re
 import sysconfig
@@ -192,3 +193,14 @@ if __name__ == "__main__":  # embed ahead of time: python benchmarks/store_data.
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     d, q, _ = minilm(n, 1000)
     print(d.shape, q.shape)
+
+
+def cpu_name() -> str:
+    """The CPU's model name, for the environment line of a results file."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
